@@ -1,0 +1,36 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Shared fixtures: the real ParamSpace, a reused Renderer, the human presets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+HUMAN_PRESETS = ROOT.parent / "shared" / "data" / "human-presets"
+
+
+def human_preset_paths() -> list[Path]:
+    return sorted(HUMAN_PRESETS.glob("*.vital"))
+
+
+@pytest.fixture(scope="session")
+def space():
+    from vital_inverse.params import default_space
+
+    return default_space()
+
+
+@pytest.fixture(scope="session")
+def renderer():
+    from vital_inverse.synth import Renderer
+
+    return Renderer()
+
+
+@pytest.fixture(scope="session")
+def human_presets() -> list[Path]:
+    paths = human_preset_paths()
+    assert len(paths) == 32, f"expected the 32 human presets in {HUMAN_PRESETS}"
+    return paths

@@ -1,0 +1,120 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The ``vital-inverse`` command line: the contract the app, tests and
+benchmarks share. Each subcommand is a thin layer over the package; heavy
+modules are imported inside the command that needs them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
+
+
+class UsageError(ValueError):
+    """Bad command-line input; printed without a traceback."""
+
+
+def command(name: str):
+    def register(fn: Callable[[argparse.Namespace], int]):
+        COMMANDS[name] = fn
+        return fn
+
+    return register
+
+
+def _notes(text: str) -> list[int]:
+    try:
+        notes = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"notes must be comma-separated MIDI numbers, got {text!r}") from None
+    if not notes or any(not 0 <= n <= 127 for n in notes):
+        raise argparse.ArgumentTypeError(f"notes must be MIDI numbers 0-127, got {text!r}")
+    return notes
+
+
+def get_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vital-inverse", description="Hear a synth sound, get the Vital preset that makes it.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("render", help="render a .vital preset to a WAV file")
+    p.add_argument("preset", type=Path)
+    p.add_argument("--note", type=int, default=60)
+    p.add_argument("--velocity", type=float, default=0.8)
+    p.add_argument("--seconds", type=float, default=2.0, help="render length")
+    p.add_argument("--note-seconds", type=float, default=None, help="how long the key is held (default: 75%% of --seconds)")
+    p.add_argument("--out", type=Path, required=True)
+
+    p = sub.add_parser("params", help="list the ParamSpace (ranges read from Vita)")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("wavetables", help="list the built-in wavetable bank")
+    return parser
+
+
+@command("render")
+def _render(args: argparse.Namespace) -> int:
+    import soundfile as sf
+
+    from .preset import load_vital
+    from .synth import SAMPLE_RATE, Renderer
+
+    if args.seconds <= 0 or args.seconds > 60:
+        raise UsageError(f"--seconds must be in (0, 60], got {args.seconds}")
+    note_seconds = args.note_seconds if args.note_seconds is not None else 0.75 * args.seconds
+    if args.out.suffix.lower() not in (".wav", ".flac"):
+        raise UsageError(f"--out must end in .wav or .flac, got {args.out.name}")
+    if not args.out.parent.exists():
+        raise UsageError(f"output folder {args.out.parent} does not exist")
+    preset = load_vital(args.preset)
+    audio = Renderer().render(preset, args.note, args.velocity, note_seconds, args.seconds)
+    sf.write(args.out, audio.T, SAMPLE_RATE)
+    print(f"wrote {args.out} ({audio.shape[1] / SAMPLE_RATE:.2f} s, peak {abs(audio).max():.3f})")
+    return 0
+
+
+@command("params")
+def _params(args: argparse.Namespace) -> int:
+    from .params import default_space, describe
+
+    space = default_space()
+    if args.json:
+        print(json.dumps({"hash": space.hash, "params": [
+            {"name": p.name, "kind": p.kind, "group": p.group, "min": p.min, "max": p.max,
+             "options": list(p.options), "display_name": p.display_name} for p in space.params]}))
+    else:
+        print("\n".join(describe(space)))
+        print(f"{len(space)} parameters ({len(space.continuous)} continuous/ordinal, "
+              f"{len(space.categorical)} categorical), vector size {space.vector_size}, hash {space.hash}")
+    return 0
+
+
+@command("wavetables")
+def _wavetables(args: argparse.Namespace) -> int:
+    from .wavetables import bank_names, bank_wavetable
+
+    for name in bank_names():
+        print(f"{name:24s} {bank_wavetable(name).frames.shape[0]} keyframes")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = get_parser().parse_args(argv)
+    from .errors import USER_ERRORS
+
+    try:
+        return COMMANDS[args.command](args)
+    except (UsageError, *USER_ERRORS) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,233 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Rendering presets with Vita: one reused Synth, or a pool of worker
+processes that each own and reuse one.
+
+Building a ``vita.Synth`` is slow and a Synth must not be shared between
+threads, so a ``Renderer`` owns exactly one and ``ParallelRenderer`` keeps
+one per worker process for its whole life.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import threading
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from .preset import Preset, PresetError
+
+SAMPLE_RATE = 44100
+DEFAULT_VELOCITY = 0.8
+
+
+@dataclass(frozen=True)
+class RenderJob:
+    """One note of one preset."""
+
+    preset: Preset
+    note: int = 60
+    velocity: float = DEFAULT_VELOCITY
+    note_seconds: float = 1.5
+    render_seconds: float = 2.0
+
+
+class Renderer:
+    """Renders presets with one Vita Synth, reused across calls.
+
+    Loading preset JSON makes Vital rebuild every wavetable (35-50 ms per
+    multi-frame table), so when only scalar controls changed since the last
+    load (the case in refinement, and for several notes of one preset) the
+    new values are set through Vita's live control handles instead.
+    """
+
+    def __init__(self) -> None:
+        import vita
+
+        self._synth = vita.Synth()
+        self._synth.set_sample_rate(SAMPLE_RATE)
+        self._structure: bytes | None = None
+        self._scalars: dict[str, float] = {}
+        self._controls = self._synth.get_controls()
+
+    @property
+    def synth(self):
+        """The underlying ``vita.Synth`` (for display text and tests)."""
+        return self._synth
+
+    def load_json(self, text: str, what: str = "preset") -> None:
+        """Load .vital JSON, turning Vita's silent ``False`` into PresetError."""
+        self._structure = None
+        if not self._synth.load_json(text):
+            raise PresetError(
+                f"Vita could not load {what}: the JSON is malformed or made by a newer Vital version"
+            )
+        self._controls = self._synth.get_controls()
+
+    def load(self, preset: Preset) -> None:
+        """Make the Synth play ``preset``, reloading JSON only when its structure changed."""
+        doc = preset.to_vital_dict()
+        settings = doc["settings"]
+        scalars = {k: float(v) for k, v in settings.items() if isinstance(v, (int, float))}
+        structure = {k: v for k, v in settings.items() if not isinstance(v, (int, float))}
+        key = hashlib.blake2b(json.dumps(structure).encode(), digest_size=16).digest()
+        if key == self._structure:
+            for name, value in scalars.items():
+                if self._scalars.get(name) != value:
+                    self._controls[name].set(value)
+        else:
+            self.load_json(json.dumps(doc), what=repr(preset.name))
+            self._structure = key
+        self._scalars = scalars
+
+    def render(
+        self,
+        preset: Preset | str,
+        note: int = 60,
+        velocity: float = DEFAULT_VELOCITY,
+        note_seconds: float = 1.5,
+        render_seconds: float = 2.0,
+    ) -> np.ndarray:
+        """float32 (2, n) audio at 44.1 kHz of one held note.
+
+        ``preset`` is a Preset or .vital JSON text.
+        """
+        _check_note(note, velocity, note_seconds, render_seconds)
+        if isinstance(preset, str):
+            self.load_json(preset)
+        else:
+            self.load(preset)
+        audio = self._synth.render(int(note), float(velocity), float(note_seconds), float(render_seconds))
+        return np.asarray(audio, dtype=np.float32)
+
+    def render_job(self, job: RenderJob) -> np.ndarray:
+        return self.render(job.preset, job.note, job.velocity, job.note_seconds, job.render_seconds)
+
+
+def _check_note(note: int, velocity: float, note_seconds: float, render_seconds: float) -> None:
+    if not 0 <= int(note) <= 127:
+        raise ValueError(f"MIDI note must be 0-127, got {note}")
+    if not 0.0 < velocity <= 1.0:
+        raise ValueError(f"velocity must be in (0, 1], got {velocity}")
+    if not (note_seconds > 0 and render_seconds > 0):
+        raise ValueError(f"note and render lengths must be positive, got {note_seconds} s and {render_seconds} s")
+
+
+_local = threading.local()
+
+
+def thread_renderer() -> Renderer:
+    """This thread's Renderer, created on first use (a Synth per thread, never shared)."""
+    r = getattr(_local, "renderer", None)
+    if r is None:
+        r = _local.renderer = Renderer()
+    return r
+
+
+def render(
+    preset: Preset,
+    note: int = 60,
+    velocity: float = DEFAULT_VELOCITY,
+    note_seconds: float = 1.5,
+    render_seconds: float = 2.0,
+) -> np.ndarray:
+    """Render one note with this thread's reused Synth; float32 (2, n) at 44.1 kHz."""
+    return thread_renderer().render(preset, note, velocity, note_seconds, render_seconds)
+
+
+# --------------------------------------------------------------------------
+# Parallel rendering
+# --------------------------------------------------------------------------
+
+_worker_renderer: Renderer | None = None
+
+
+def _init_worker() -> None:
+    global _worker_renderer
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    _worker_renderer = Renderer()
+
+
+def _render_chunk(jobs: Sequence[RenderJob]) -> list[np.ndarray | Exception]:
+    """Render jobs in a worker; failures come back as exceptions, in place."""
+    assert _worker_renderer is not None
+    out: list[np.ndarray | Exception] = []
+    for job in jobs:
+        try:
+            out.append(_worker_renderer.render_job(job))
+        except Exception as e:  # returned, re-raised or recorded by the caller
+            out.append(PresetError(str(e)) if not isinstance(e, (PresetError, ValueError)) else e)
+    return out
+
+
+class ParallelRenderer:
+    """Renders batches on every core: worker processes, each owning one Synth.
+
+    Results come back in the order of the jobs. Use as a context manager, or
+    call ``close()``; closing frees the workers.
+    """
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = max(1, workers or os.cpu_count() or 1)
+        self._pool: Executor | None = None
+
+    def _executor(self) -> Executor:
+        if self._pool is None:
+            ctx = mp.get_context("forkserver") if "forkserver" in mp.get_all_start_methods() else mp.get_context("spawn")
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker)
+        return self._pool
+
+    def warm(self) -> None:
+        """Start the workers and build their Synths now rather than on the first batch."""
+        ex = self._executor()
+        list(ex.map(_render_chunk, [[] for _ in range(self.workers)]))
+
+    def render_jobs(self, jobs: Sequence[RenderJob], raise_errors: bool = True) -> list[np.ndarray | Exception]:
+        """Render jobs in parallel, in order. With ``raise_errors=False`` a failed job yields its exception."""
+        jobs = list(jobs)
+        if not jobs:
+            return []
+        chunks = _chunks(jobs, self.workers)
+        results: list[np.ndarray | Exception] = []
+        for part in self._executor().map(_render_chunk, chunks):
+            results.extend(part)
+        if raise_errors:
+            for r in results:
+                if isinstance(r, Exception):
+                    raise r
+        return results
+
+    def render_many(
+        self,
+        presets: Iterable[Preset],
+        note: int = 60,
+        velocity: float = DEFAULT_VELOCITY,
+        note_seconds: float = 1.5,
+        render_seconds: float = 2.0,
+    ) -> list[np.ndarray]:
+        """The same note for many presets, in order."""
+        jobs = [RenderJob(p, note, velocity, note_seconds, render_seconds) for p in presets]
+        return self.render_jobs(jobs)  # type: ignore[return-value]
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self) -> "ParallelRenderer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _chunks(jobs: list[RenderJob], workers: int) -> list[list[RenderJob]]:
+    """Split into contiguous chunks, a few per worker so a slow patch does not idle a core."""
+    n = max(1, min(len(jobs), workers * 4))
+    size = -(-len(jobs) // n)
+    return [jobs[i : i + size] for i in range(0, len(jobs), size)]
