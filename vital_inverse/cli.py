@@ -53,6 +53,26 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("wavetables", help="list the built-in wavetable bank")
+
+    p = sub.add_parser("generate", help="render a synthetic dataset (sharded, resumable)")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--n", type=int, required=True, help="number of presets to sample")
+    p.add_argument("--notes", type=_notes, default=[48, 60, 72])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--shard-size", type=int, default=128)
+    p.add_argument("--note-seconds", type=float, default=1.5)
+    p.add_argument("--render-seconds", type=float, default=2.0)
+    p.add_argument("--store-audio", action="store_true", help="also keep 16 kHz mono audio (for AST embeddings)")
+    p.add_argument("--backend", choices=["local", "ray"], default="local")
+    p.add_argument("--no-progress", action="store_true")
+
+    p = sub.add_parser("importance", help="perceptual importance weights of the continuous parameters")
+    p.add_argument("--data", type=Path, required=True, help="dataset folder (the weights are saved beside it)")
+    p.add_argument("--out", type=Path, default=None, help="default: DATA/importance.json")
+    p.add_argument("--presets", type=int, default=48)
+    p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--no-progress", action="store_true")
     return parser
 
 
@@ -99,6 +119,52 @@ def _wavetables(args: argparse.Namespace) -> int:
 
     for name in bank_names():
         print(f"{name:24s} {bank_wavetable(name).frames.shape[0]} keyframes")
+    return 0
+
+
+@command("generate")
+def _generate(args: argparse.Namespace) -> int:
+    from .data import dataset as ds
+    from .data.generate import run
+    from .features import FeatureConfig
+    from .params import default_space
+
+    if args.n <= 0:
+        raise UsageError(f"--n must be a positive number of presets, got {args.n}")
+    if args.shard_size <= 0:
+        raise UsageError("--shard-size must be positive")
+    if not 0 < args.note_seconds <= args.render_seconds <= 30:
+        raise UsageError("need 0 < --note-seconds <= --render-seconds <= 30")
+    if args.out.exists() and not args.out.is_dir():
+        raise UsageError(f"--out {args.out} is a file; give a folder")
+    space = default_space()
+    meta = ds.DatasetMeta(space_hash=space.hash, seed=args.seed, n=args.n, shard_size=args.shard_size,
+                          notes=tuple(args.notes), note_seconds=args.note_seconds, render_seconds=args.render_seconds,
+                          features=FeatureConfig(seconds=args.render_seconds).to_dict(), store_audio=args.store_audio)
+    summary = run(args.out, meta, workers=args.workers, backend=args.backend, progress=not args.no_progress, space=space)
+    rej = ", ".join(f"{k} {v}" for k, v in sorted(summary["rejected"].items())) or "none"
+    print(f"{summary['accepted']}/{summary['attempted']} presets accepted ({100 * summary['rejection_rate']:.1f}% rejected: {rej}); "
+          f"splits {summary['splits']}; this run: {summary['shards_generated']} shards in {summary['wall_seconds']:.1f} s, "
+          f"{summary['accepted_per_second']:.2f} presets/s, {summary['renders_per_second']:.2f} renders/s")
+    return 0
+
+
+@command("importance")
+def _importance(args: argparse.Namespace) -> int:
+    from .data import dataset as ds
+    from .data.importance import ImportanceConfig, compute, save
+    from .params import default_space
+
+    space = default_space()
+    meta = ds.read_meta(args.data)
+    if meta.space_hash != space.hash:
+        raise UsageError(f"{args.data} is for ParamSpace {meta.space_hash}, this code uses {space.hash}")
+    if args.presets <= 0:
+        raise UsageError("--presets must be positive")
+    result = compute(space, ImportanceConfig(n_presets=args.presets), workers=args.workers, progress=not args.no_progress)
+    path, png = save(result, args.out or args.data / "importance.json")
+    top = sorted(result["weights"].items(), key=lambda kv: -kv[1])[:8]
+    print(f"wrote {path} and {png} in {result['seconds']:.0f} s; top: " + ", ".join(f"{k} {v:.2f}" for k, v in top))
     return 0
 
 
