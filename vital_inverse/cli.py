@@ -73,6 +73,27 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--presets", type=int, default=48)
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--no-progress", action="store_true")
+
+    p = sub.add_parser("train", help="train the predictor on a generated dataset")
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True, help="checkpoint folder (resumes if it holds train_state.pt)")
+    p.add_argument("--encoder", choices=["compact", "ast"], default="compact")
+    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--limit", type=int, default=None, help="at most this many training presets")
+    p.add_argument("--val-audio-items", type=int, default=32)
+    p.add_argument("--importance", type=Path, default=None)
+    p.add_argument("--ast-source", default=None, help="AST weights folder or Hub id (default MIT/ast-finetuned-audioset-10-10-0.4593)")
+    p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--time-limit", type=float, default=None, help="minutes; stop after the epoch that passes it")
+    p.add_argument("--no-progress", action="store_true")
+
+    p = sub.add_parser("publish", help="push a checkpoint folder to the Hugging Face Hub")
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("--repo", required=True, help="USER/NAME")
+    p.add_argument("--private", action="store_true")
     return parser
 
 
@@ -165,6 +186,32 @@ def _importance(args: argparse.Namespace) -> int:
     path, png = save(result, args.out or args.data / "importance.json")
     top = sorted(result["weights"].items(), key=lambda kv: -kv[1])[:8]
     print(f"wrote {path} and {png} in {result['seconds']:.0f} s; top: " + ", ".join(f"{k} {v:.2f}" for k, v in top))
+    return 0
+
+
+@command("train")
+def _train(args: argparse.Namespace) -> int:
+    from .training.train import TrainConfig, train
+
+    for name in ("epochs", "batch_size", "val_audio_items"):
+        if getattr(args, name) <= 0:
+            raise UsageError(f"--{name.replace('_', '-')} must be positive")
+    if args.lr <= 0:
+        raise UsageError("--lr must be positive")
+    cfg = TrainConfig(data=str(args.data), out=str(args.out), encoder=args.encoder, epochs=args.epochs,
+                      batch_size=args.batch_size, lr=args.lr, seed=args.seed, limit=args.limit,
+                      val_audio_items=args.val_audio_items, importance=str(args.importance) if args.importance else None,
+                      ast_source=args.ast_source, workers=args.workers, time_limit_minutes=args.time_limit)
+    best = train(cfg, progress=not args.no_progress)
+    print(f"best epoch {best.get('epoch')}: val MSS {best.get('val_mss', float('nan')):.2f} dB; checkpoint in {args.out}")
+    return 0
+
+
+@command("publish")
+def _publish(args: argparse.Namespace) -> int:
+    from .checkpoint import publish
+
+    print(publish(args.checkpoint, args.repo, private=args.private))
     return 0
 
 

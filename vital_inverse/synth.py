@@ -13,6 +13,7 @@ import hashlib
 import json
 import multiprocessing as mp
 import os
+import sys
 import threading
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -147,9 +148,26 @@ def render(
 _worker_renderer: Renderer | None = None
 
 
+def single_threaded_math() -> None:
+    """Keep BLAS/OpenMP to one thread in a worker process.
+
+    Workers already fill every core; a multi-threaded BLAS on top of that
+    spins for its share of a busy CPU and made a 64x1025 mel product 12x
+    slower (measured: 9.7 ms vs 116 ms per log-mel).
+    """
+    from threadpoolctl import threadpool_limits
+
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = "1"
+    threadpool_limits(1)
+    torch = sys.modules.get("torch")  # only if already loaded: importing it costs seconds
+    if torch is not None:
+        torch.set_num_threads(1)
+
+
 def _init_worker() -> None:
     global _worker_renderer
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    single_threaded_math()
     _worker_renderer = Renderer()
 
 

@@ -124,9 +124,9 @@ _w: dict = {}
 
 
 def _init_local(root: str, meta_json: str, queue) -> None:
-    from ..synth import Renderer
+    from ..synth import Renderer, single_threaded_math
 
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    single_threaded_math()
     _w.update(root=root, meta=ds.DatasetMeta.from_json(meta_json), space=default_space(), renderer=Renderer(), queue=queue)
 
 
@@ -235,6 +235,9 @@ def _ray(root: Path, meta: ds.DatasetMeta, todo: list[int], workers: int, bar) -
 
 
 def _ray_shard(root: str, meta_json: str, shard: int) -> ShardResult:
+    from ..synth import single_threaded_math
+
+    single_threaded_math()
     return generate_shard(root, ds.DatasetMeta.from_json(meta_json), shard)
 
 

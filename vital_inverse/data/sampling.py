@@ -167,7 +167,7 @@ class PresetSampler:
         for p, w in zip(self.space.categorical, self._weights):
             values[p.name] = p.option_values[int(rng.choice(len(w), p=w))]
         self._ensure_audible(values)
-        self._canonical_wavetables(values)
+        values = self.space.canonical(values)
         return {n: values[n] for n in self.space.names}
 
     def _ensure_audible(self, values: dict[str, float]) -> None:
@@ -175,13 +175,6 @@ class PresetSampler:
         sources = [f"osc_{k}_on" for k in (1, 2, 3)] + ["sample_on"]
         if not any(self.space[s].index_of(values[s]) for s in sources):
             values["osc_1_on"] = self.space["osc_1_on"].option_values[1]
-
-    def _canonical_wavetables(self, values: dict[str, float]) -> None:
-        """A switched-off oscillator keeps the Init table: it is silent either way, and
-        every multi-frame table costs Vital 35-50 ms to build when the preset loads."""
-        for k in (1, 2, 3):
-            if self.space[f"osc_{k}_on"].index_of(values[f"osc_{k}_on"]) == 0:
-                values[f"osc_{k}_wavetable"] = self.space[f"osc_{k}_wavetable"].default
 
     def preset(self, index: int) -> Preset:
         return Preset(values=self.values(index), name=f"synthetic-{self.seed}-{index}", space_hash=self.space.hash)

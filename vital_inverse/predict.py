@@ -1,0 +1,165 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Prediction: an analysed clip -> the K most probable candidate presets.
+
+The network gives continuous values and one distribution per categorical.
+Candidate 1 takes every arg-max; the others swap the most uncertain
+audible categoricals to their runner-up options, ranked by the joint
+probability of the choices (the categorical heads are independent, so the
+K best combinations come from products of per-head probabilities).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from . import checkpoint as ckpt
+from .features import FeatureConfig, log_mel
+from .model import ModelConfig, Predictor
+from .params import ParamSpace, default_space
+from .preset import Preset
+
+MAX_FLIPS = 8  # uncertain categoricals considered for alternatives
+
+
+@dataclass
+class Candidate:
+    """One predicted preset, with the probability of its categorical choices."""
+
+    preset: Preset
+    probability: float
+    changes: dict[str, str] = field(default_factory=dict)  # categoricals swapped from the arg-max: name -> option
+
+    @property
+    def label(self) -> str:
+        if not self.changes:
+            return f"best guess (p={self.probability:.2f})"
+        return ", ".join(f"{k}={v}" for k, v in self.changes.items()) + f" (p={self.probability:.2f})"
+
+
+def split_continuous(space: ParamSpace) -> tuple[list, list]:
+    """(non-route continuous params, route params) in the order the heads output them."""
+    return [p for p in space.continuous if p.route is None], [p for p in space.continuous if p.route is not None]
+
+
+def values_from_outputs(space: ParamSpace, plain: np.ndarray, routes: np.ndarray, choice: Sequence[int]) -> dict[str, float]:
+    """Raw values from the heads' outputs (normalised continuous, route amounts, option indices)."""
+    plain_params, route_params = split_continuous(space)
+    values: dict[str, float] = {}
+    for p, x in zip(plain_params, plain):
+        values[p.name] = p.denormalize(float(x))
+    for p, x in zip(route_params, routes):
+        values[p.name] = p.denormalize(float(x))
+    for p, c in zip(space.categorical, choice):
+        values[p.name] = p.option_values[int(c)]
+    return space.canonical({n: values[n] for n in space.names})
+
+
+def model_config_for(space: ParamSpace, **overrides) -> ModelConfig:
+    plain, routes = split_continuous(space)
+    return ModelConfig(n_continuous=len(plain), n_routes=len(routes),
+                       categorical_sizes=[p.size for p in space.categorical], **overrides)
+
+
+class PresetPredictor:
+    """A loaded checkpoint ready to predict; read-only after loading, so one can serve many users."""
+
+    def __init__(self, model: Predictor, info: ckpt.CheckpointInfo, space: ParamSpace, source: str = "") -> None:
+        self.model = model.eval()
+        self.info = info
+        self.space = space
+        self.features = FeatureConfig.from_dict(info.features)
+        self.source = source
+
+    @classmethod
+    def load(cls, source: str | Path | None = None, space: ParamSpace | None = None,
+             ast_source: str | None = None) -> "PresetPredictor":
+        """Load from a checkpoint folder or Hub repo id (default: the shipped checkpoint)."""
+        space = space or default_space()
+        folder = ckpt.resolve(source)
+        info = ckpt.read_info(folder, space.hash)
+        cfg = ModelConfig.from_dict(info.model)
+        model = Predictor(cfg, ast_source=ast_source)
+        weights = ckpt.load_weights(folder)
+        missing, unexpected = model.load_state_dict(weights, strict=False)
+        missing = [k for k in missing if not k.startswith("encoder.ast.")]
+        if missing or unexpected:
+            raise ckpt.CheckpointError(f"{folder} does not match its config (missing {missing[:3]}, unexpected {unexpected[:3]})")
+        return cls(model, info, space, str(folder))
+
+    # -- inputs -------------------------------------------------------------
+    def model_input(self, audio: np.ndarray, sample_rate: int = 44100):
+        """Network input for one clip: a log-mel (compact) or 16 kHz mono audio (ast)."""
+        if self.model.cfg.encoder == "ast":
+            import soxr
+
+            from .model import AST_SAMPLE_RATE
+
+            mono = audio.mean(axis=0) if audio.ndim == 2 else audio
+            return [soxr.resample(mono.astype(np.float32), sample_rate, AST_SAMPLE_RATE)]
+        return torch.from_numpy(log_mel(audio, self.features)).unsqueeze(0)
+
+    @torch.no_grad()
+    def distributions(self, audio: np.ndarray, note: int) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+        """(continuous [0,1], route amounts [0,1], per-categorical probabilities) for one clip."""
+        cont, routes, logits = self.model(self.model_input(audio), torch.tensor([int(note)]))
+        return cont[0].numpy(), routes[0].numpy(), [torch.softmax(l[0], 0).numpy() for l in logits]
+
+    # -- candidates -----------------------------------------------------------
+    def predict(self, analysis, k: int = 4) -> list[Candidate]:
+        """The K most probable candidates for an intake ``Analysis`` (best first)."""
+        if k < 1:
+            raise ValueError("k must be at least 1")
+        cont, routes, probs = self.distributions(analysis.audio, analysis.note)
+        best = [int(np.argmax(pr)) for pr in probs]
+        base = values_from_outputs(self.space, cont, routes, best)
+        values = {n: base[n] for n in base if n not in {p.name for p in self.space.categorical}}
+        audible = self.space.audible(base)
+        flips = self._uncertain(probs, best, audible)
+        name = getattr(analysis, "source_name", "clip")
+        out = []
+        for logp, choice in _k_best(probs, best, flips, k):
+            vals = self._with_categoricals(values, choice)
+            changes = {self.space.categorical[i].name: self.space.categorical[i].options[c]
+                       for i, c in enumerate(choice) if c != best[i]}
+            preset = Preset(values=self.space.canonical(vals), name=f"{name} (Vital Inverse)",
+                            comments="Predicted by Vital Inverse", space_hash=self.space.hash)
+            out.append(Candidate(preset, math.exp(logp), changes))
+        return out
+
+    def _with_categoricals(self, values: dict[str, float], choice: Sequence[int]) -> dict[str, float]:
+        vals = dict(values)
+        for p, c in zip(self.space.categorical, choice):
+            vals[p.name] = p.option_values[c]
+        return vals
+
+    def _uncertain(self, probs: list[np.ndarray], best: list[int], audible: set[str]) -> list[int]:
+        """Indices of the audible categoricals whose arg-max is least certain."""
+        margin = []
+        for i, (p, pr) in enumerate(zip(self.space.categorical, probs)):
+            if p.name in audible and len(pr) > 1:
+                second = np.partition(pr, -2)[-2]
+                margin.append((pr[best[i]] - second, i))
+        return [i for _, i in sorted(margin)[:MAX_FLIPS]]
+
+
+def _k_best(probs: list[np.ndarray], best: list[int], flips: list[int], k: int):
+    """K most probable choice vectors, varying only ``flips`` over their top options."""
+    options = {i: list(np.argsort(-probs[i])[:3]) for i in flips}
+    base_logp = sum(math.log(max(float(probs[i][c]), 1e-12)) for i, c in enumerate(best))
+    scored = []
+    for combo in itertools.product(*[options[i] for i in flips]):
+        choice = list(best)
+        logp = base_logp
+        for i, c in zip(flips, combo):
+            logp += math.log(max(float(probs[i][c]), 1e-12)) - math.log(max(float(probs[i][best[i]]), 1e-12))
+            choice[i] = int(c)
+        scored.append((logp, choice))
+    return heapq.nlargest(k, scored, key=lambda t: t[0])
