@@ -78,3 +78,39 @@ def test_parallel_renderer_returns_results_in_order(space):
         assert isinstance(out[1], ValueError) and isinstance(out[0], np.ndarray) and isinstance(out[2], np.ndarray)
         with pytest.raises(ValueError, match="MIDI note"):
             pr.render_jobs([bad])
+
+
+def test_workers_exit_when_their_parent_is_killed(tmp_path):
+    """A SIGKILLed parent does not leave rendering workers behind."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "import os, sys, time\n"
+        "from vital_inverse.synth import ParallelRenderer\n"
+        "pr = ParallelRenderer(2); pr.warm()\n"
+        "import multiprocessing as mp\n"
+        "print(' '.join(str(p.pid) for p in pr._pool._processes.values()), flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    pids = [int(p) for p in proc.stdout.readline().split()]
+    assert len(pids) == 2
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        with open(f"/proc/{pid}/stat") as f:  # a zombie is gone for our purpose
+            return f.read().split()[2] != "Z"
+
+    deadline = time.time() + 10
+    while time.time() < deadline and any(alive(p) for p in pids):
+        time.sleep(0.2)
+    assert not any(alive(p) for p in pids)

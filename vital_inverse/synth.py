@@ -15,6 +15,7 @@ import multiprocessing as mp
 import os
 import sys
 import threading
+import time
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Iterable, Sequence
@@ -179,8 +180,30 @@ def single_threaded_math() -> None:
         torch.set_num_threads(1)
 
 
-def _init_worker() -> None:
+def exit_with_parent(parent_pid: int) -> None:
+    """End this worker when the process that started the pool dies.
+
+    A killed parent (SIGKILL, a closed terminal) does not take
+    ProcessPoolExecutor workers with it; left alone they would keep
+    rendering and eat the cores of whatever runs next.
+    """
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            try:
+                os.kill(parent_pid, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except PermissionError:
+                pass
+
+    threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
+
+
+def _init_worker(parent_pid: int) -> None:
     global _worker_renderer
+    exit_with_parent(parent_pid)
     single_threaded_math()
     _worker_renderer = Renderer()
 
@@ -211,7 +234,8 @@ class ParallelRenderer:
     def _executor(self) -> Executor:
         if self._pool is None:
             ctx = mp.get_context("forkserver") if "forkserver" in mp.get_all_start_methods() else mp.get_context("spawn")
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker)
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
+                                             initargs=(os.getpid(),))
         return self._pool
 
     def warm(self) -> None:

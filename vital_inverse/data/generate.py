@@ -123,9 +123,10 @@ def _audio16k(audio: np.ndarray, sr: int) -> np.ndarray:
 _w: dict = {}
 
 
-def _init_local(root: str, meta_json: str, queue) -> None:
-    from ..synth import Renderer, single_threaded_math
+def _init_local(root: str, meta_json: str, queue, parent_pid: int) -> None:
+    from ..synth import Renderer, exit_with_parent, single_threaded_math
 
+    exit_with_parent(parent_pid)
     single_threaded_math()
     _w.update(root=root, meta=ds.DatasetMeta.from_json(meta_json), space=default_space(), renderer=Renderer(), queue=queue)
 
@@ -179,7 +180,7 @@ def _local(root: Path, meta: ds.DatasetMeta, todo: list[int], workers: int, bar)
     queue = ctx.Manager().Queue()
     results = []
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_local,
-                             initargs=(str(root), meta.to_json(), queue)) as ex:
+                             initargs=(str(root), meta.to_json(), queue, os.getpid())) as ex:
         pending = {ex.submit(_run_local, s) for s in todo}
         while pending:
             done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
