@@ -88,6 +88,8 @@ def test_audible_skips_switched_off_modules(space):
     assert "osc_1_level" in aud and "osc_2_level" not in aud
     assert "filter_1_cutoff" not in aud and "reverb_dry_wet" not in aud
     assert "env_1_attack" in aud and "env_2_attack" not in aud
+    # a zero route into a live module counts (raising it would be heard); into a dead one it does not
+    assert "mod_env2_osc1_level" in aud and "mod_env2_filter1_cutoff" not in aud
     v["mod_env2_filter1_cutoff"] = 0.5
     v["filter_1_on"] = 1.0
     aud = space.audible(v)

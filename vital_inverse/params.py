@@ -362,12 +362,14 @@ class ParamSpace:
 
     # -- audibility -----------------------------------------------------
     def audible(self, values: Mapping[str, float]) -> set[str]:
-        """Names of parameters that can change the sound for these values.
+        """Names of parameters whose change would change the sound for these values.
 
         A parameter is silent when one of its gates (a switch or a type
-        whose option 0 is "off"/"None") is at option 0, when it belongs to an
-        envelope or LFO that drives nothing, or when it is a route of zero
-        amount. Envelope 1 always shapes the amplitude.
+        whose option 0 is "off"/"None") is at option 0, or when it belongs to
+        an envelope or LFO that drives nothing (every route from it is zero
+        or goes into a switched-off module). A route's amount counts, zero
+        included, when one of its destinations is on: raising it would be
+        heard. Envelope 1 always shapes the amplitude.
         """
         def on(name: str) -> bool:
             return self[name].index_of(values[name]) != 0
@@ -382,7 +384,7 @@ class ParamSpace:
                 continue
             if p.group.startswith(("env_", "lfo_")) and p.group not in used_sources:
                 continue
-            if p.route is not None and p.route.source not in used_sources:
+            if p.route is not None and not any(self._destination_audible(d, values, on) for d in p.route.destinations):
                 continue
             out.add(p.name)
         return out

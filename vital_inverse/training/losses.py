@@ -51,19 +51,10 @@ def make_targets(space: ParamSpace, continuous: np.ndarray, categorical: np.ndar
         values = values_of(space, c, k)
         audible = space.audible(values)
         pm[n] = [p.name in audible for p in plain]
-        rm[n] = [_route_live(space, p, values) for p in routes]
+        rm[n] = [p.name in audible for p in routes]
         cm[n] = [p.name in audible for p in space.categorical]
     return Targets(continuous[:, pi].astype(np.float32), continuous[:, ri].astype(np.float32),
                    categorical.astype(np.int64), pm, rm, cm)
-
-
-def _route_live(space: ParamSpace, p, values: dict[str, float]) -> bool:
-    """A route is learnable (amount zero included) when a destination module is on."""
-    for d in p.route.destinations:
-        module = d[:5] if d.startswith("osc_") else d[:8] if d.startswith("filter_") else None
-        if module is None or space[f"{module}_on"].index_of(values[f"{module}_on"]) != 0:
-            return True
-    return False
 
 
 def loss_fn(outputs, batch: dict[str, torch.Tensor], weights: torch.Tensor, ce_weight: float = 0.5):
