@@ -74,6 +74,10 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--no-progress", action="store_true")
 
+    from .evaluate import add_arguments as evaluate_arguments
+
+    evaluate_arguments(sub.add_parser("evaluate", help="score a method on a set of target notes (results.csv + summary.md)"))
+
     p = sub.add_parser("train", help="train the predictor on a generated dataset")
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True, help="checkpoint folder (resumes if it holds train_state.pt)")
@@ -187,6 +191,13 @@ def _importance(args: argparse.Namespace) -> int:
     top = sorted(result["weights"].items(), key=lambda kv: -kv[1])[:8]
     print(f"wrote {path} and {png} in {result['seconds']:.0f} s; top: " + ", ".join(f"{k} {v:.2f}" for k, v in top))
     return 0
+
+
+@command("evaluate")
+def _evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import main_args
+
+    return main_args(args)
 
 
 @command("train")

@@ -114,15 +114,30 @@ class Renderer:
         ``preset`` is a Preset or .vital JSON text.
         """
         _check_note(note, velocity, note_seconds, render_seconds)
-        if isinstance(preset, str):
-            self.load_json(preset)
-        else:
-            self.load(preset)
-        audio = self._synth.render(int(note), float(velocity), float(note_seconds), float(render_seconds))
-        return np.asarray(audio, dtype=np.float32)
+        for attempt in (0, 1):
+            if isinstance(preset, str):
+                self.load_json(preset)
+            else:
+                self.load(preset)
+            audio = np.asarray(
+                self._synth.render(int(note), float(velocity), float(note_seconds), float(render_seconds)),
+                dtype=np.float32,
+            )
+            if attempt == 0 and not _plausible(audio):
+                # A render that is exactly silent or non-finite can come from a Synth left in a bad
+                # state (e.g. a filter that blew up); rebuild it from the JSON once and render again.
+                self._structure = None
+                self._scalars = {}
+                continue
+            return audio
+        return audio
 
     def render_job(self, job: RenderJob) -> np.ndarray:
         return self.render(job.preset, job.note, job.velocity, job.note_seconds, job.render_seconds)
+
+
+def _plausible(audio: np.ndarray) -> bool:
+    return bool(np.all(np.isfinite(audio))) and bool(np.any(audio != 0.0))
 
 
 def _check_note(note: int, velocity: float, note_seconds: float, render_seconds: float) -> None:

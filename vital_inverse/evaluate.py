@@ -1,0 +1,1106 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Evaluation suite: score a matching method on a set of target notes.
+
+    vital-inverse evaluate --set synthetic:DIR|presets:DIR|clips:DIR \\
+        --method init|mean|nearest|predict|refine[,...] [--budget N] [--notes 48,60,72] \\
+        [--checkpoint CKPT] [--train-data DIR] [--limit N] [--workers W] --out RESULTS_DIR
+
+writes ``RESULTS_DIR/results.csv`` (one row per item x note x method; a
+failed row holds its error and the run goes on), ``summary.md`` and
+``run.json`` (the settings). ``evaluate()`` is the same thing as a function.
+
+Protocol (one target = one item at one note)
+--------------------------------------------
+1. **Target.** ``synthetic:DIR``: the *test* split of a generated dataset;
+   the truth is ``PresetSampler(space, meta.seed).preset(index)`` rendered
+   at the dataset's notes, velocity and note/render seconds.
+   ``presets:DIR``: every ``*.vital`` in the folder rendered at ``--notes``
+   (default 48, 60, 72), velocity 0.8, key held 1.5 s in 2.0 s.
+   ``clips:DIR``: every audio file in the folder (wav, flac, ogg, mp3,
+   aif/aiff), one target per file, no truth.
+2. **Analysis**, as for a user's clip: ``intake.analyze(audio, 44100, name)``
+   (``analyze_file`` for clips). The note and the lengths every method
+   renders at come from this analysis, never from the ground truth.
+3. **Method** -> a preset, rendered at the analysed note, velocity 0.8, the
+   analysed ``note_seconds`` and ``render_seconds``.
+4. **Alignment and level.** The render is compared with ``analysis.audio``
+   (the clip trimmed to its onset by intake and peak-normalised), after
+   ``session.match_audio``: padded/cropped to the clip's length and scaled
+   to the clip's RMS. That is exactly the audio pair the app and the
+   refinement loss compare; a render starts at note-on, the target at its
+   detected onset (for fast attacks the same instant; for slow attacks the
+   target has lost its first, < -50 dB, milliseconds and ``oracle`` below
+   shows what that costs). Then ``metrics.all_metrics(render, target)`` (its
+   MRSTFT computed by the equal, faster ``metrics.mrstft_batch``: ``score_metrics``).
+
+Methods (``baselines`` holds the first three)
+----------------------------------------------
+* ``init``: Vital's Init preset.
+* ``mean``: the mean preset of the training split of ``--train-data`` (or
+  of the synthetic set's own dataset); with neither, of 1024 presets drawn
+  from the sampling prior. ``summary.md`` says which.
+* ``nearest``: nearest training item by L2 distance on log-mel dB at the
+  nearest stored note (``baselines.NearestNeighbour``); needs
+  ``--train-data`` (a synthetic set's own dataset is used if not given).
+* ``predict``: the checkpoint's K (``--k``, default 4) candidates are all
+  rendered; the one with the lowest MRSTFT (after ``match_audio``, i.e. the
+  refinement loss) is kept, as the app does. ``predict_top1`` rows (the
+  most probable candidate, no rendering needed to pick it) come free.
+* ``refine``: ``predict``, then ``refine.refine`` from its best candidate
+  with ``--budget`` renders (the budget counts refinement renders only; the
+  K candidate renders are on the ``predict`` rows). The final preset is
+  rendered once more, fresh, for scoring. Implies ``predict`` rows too.
+
+Reference rows (preset sets only; skip with ``--no-floor``)
+-----------------------------------------------------------
+* ``floor``: the render-twice floor. The true preset rendered a second
+  time with the target's own settings, both renders scaled by the clip's
+  intake gain, ``all_metrics(second, first)``: Vita's run-to-run noise.
+* ``oracle``: the true preset treated as a method's output (rendered at the
+  analysed note and lengths, matched, compared with ``analysis.audio``):
+  the best any method can expect under this protocol; ``oracle - floor``
+  is what the analysis (onset trim, note length, pitch) costs.
+
+Synthetic sets also get ``param_mae`` (mean |difference| of the normalised
+continuous/ordinal parameters audible for the truth) and ``cat_acc``
+(accuracy over the categoricals audible for the truth).
+
+Summary statistics: per method and metric, the mean with a 95% confidence
+interval from a **cluster (item-level) percentile bootstrap** (10,000
+resamples of items with replacement, all notes of a resampled item kept
+together, seed 0: the notes of one preset are not independent), and the
+median. NaN values (e.g. ``f0_cents`` when no frame is voiced in both) are
+left out of that metric, and ``n`` says how many remain.
+
+Execution: targets are prepared (render, analysis, floor, oracle) and every
+preset scored (render + metrics) in the ``ParallelRenderer``'s worker
+processes, a few targets ahead; prediction and retrieval run here. With
+``refine`` targets go one at a time so refinement timings are not shared
+with other work. ``workers=0`` runs everything in this process (tests).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import UserError
+
+__all__ = [
+    "COLUMNS",
+    "METHODS",
+    "METRICS",
+    "EvalResult",
+    "EvalSet",
+    "EvaluateError",
+    "add_arguments",
+    "bootstrap_ci",
+    "evaluate",
+    "load_rows",
+    "main",
+    "main_args",
+    "method_stats",
+    "param_errors",
+    "parse_set",
+    "predict_best",
+    "prepare_target",
+    "refine_preset",
+    "score_metrics",
+    "score_presets",
+    "summarize",
+]
+
+METRICS = ("mss", "wmfcc", "sot", "rms", "mrstft", "f0_cents")
+METRIC_LABELS = {"mss": "MSS (dB)", "wmfcc": "wMFCC", "sot": "SOT", "rms": "RMS env. cosine (higher better)",
+                 "mrstft": "MRSTFT", "f0_cents": "f0 error (cents)", "param_mae": "param MAE (normalised)",
+                 "cat_acc": "categorical accuracy (higher better)"}
+METHODS = ("init", "mean", "nearest", "predict", "refine")
+REFERENCE_ROWS = ("floor", "oracle")
+ROW_ORDER = ("init", "mean", "nearest", "predict_top1", "predict", "refine", "oracle", "floor")
+SET_KINDS = ("synthetic", "presets", "clips")
+DEFAULT_NOTES = (48, 60, 72)
+PRESET_NOTE_SECONDS, PRESET_RENDER_SECONDS = 1.5, 2.0
+VELOCITY = 0.8
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
+BOOTSTRAP = 10_000
+
+COLUMNS = (
+    "set", "item", "note", "method",
+    *METRICS, "param_mae", "cat_acc",
+    "analysed_note", "cents", "note_seconds", "render_seconds",
+    "analysis_s", "method_s", "select_s", "renders", "chosen",
+    "refine_start_loss", "refine_loss", "refine_t90_s", "refine_r90",
+    "detail", "error",
+)
+
+
+class EvaluateError(UserError):
+    """The evaluation cannot start with these arguments; the message says what to change."""
+
+
+# --------------------------------------------------------------------------
+# Sets
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Item:
+    id: str
+    path: str | None = None  # .vital or audio file
+    index: int | None = None  # synthetic dataset item index
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    """What to evaluate on: items x notes and how the targets are rendered."""
+
+    kind: str
+    root: Path
+    items: tuple[Item, ...]
+    notes: tuple[int | None, ...]  # (None,) for clips: the clip's own note
+    velocity: float = VELOCITY
+    note_seconds: float = PRESET_NOTE_SECONDS
+    render_seconds: float = PRESET_RENDER_SECONDS
+    seed: int = 0  # synthetic: the dataset's sampling seed
+    description: str = ""
+
+    @property
+    def has_truth(self) -> bool:
+        return self.kind != "clips"
+
+    def targets(self) -> list[tuple[Item, int | None]]:
+        return [(item, note) for item in self.items for note in self.notes]
+
+
+def _check_notes(notes: Iterable[int]) -> tuple[int, ...]:
+    out = tuple(int(n) for n in notes)
+    if not out or any(not 0 <= n <= 127 for n in out):
+        raise EvaluateError(f"notes must be MIDI numbers 0-127, got {list(out)}")
+    return out
+
+
+def parse_notes(text: str | Sequence[int] | None) -> tuple[int, ...] | None:
+    """'48,60,72' -> (48, 60, 72); None stays None (the set's default)."""
+    if text is None:
+        return None
+    if isinstance(text, str):
+        try:
+            return _check_notes(int(x) for x in text.split(",") if x.strip())
+        except ValueError:
+            raise EvaluateError(f"--notes must be comma-separated MIDI numbers, got {text!r}") from None
+    return _check_notes(text)
+
+
+def parse_set(spec: str, notes: Sequence[int] | str | None = None, limit: int | None = None,
+              note_seconds: float | None = None, render_seconds: float | None = None) -> EvalSet:
+    """``synthetic:DIR`` | ``presets:DIR`` | ``clips:DIR`` -> an EvalSet (items sorted, first ``limit``)."""
+    kind, sep, where = str(spec).partition(":")
+    if not sep or kind not in SET_KINDS or not where:
+        raise EvaluateError(f"--set must be synthetic:DIR, presets:DIR or clips:DIR, got {spec!r}")
+    root = Path(where).expanduser()
+    if not root.is_dir():
+        raise EvaluateError(f"--set {spec}: {root} is not a folder")
+    if limit is not None and limit < 1:
+        raise EvaluateError(f"--limit must be at least 1, got {limit}")
+    notes = parse_notes(notes)
+    for name, v in (("--note-seconds", note_seconds), ("--render-seconds", render_seconds)):
+        if v is not None and not 0 < v <= 30:
+            raise EvaluateError(f"{name} must be in (0, 30] seconds, got {v}")
+    if kind == "synthetic":
+        from .data import dataset as ds
+        from .params import default_space
+
+        meta = ds.read_meta(root)
+        data = ds.load(root, ("test",), space_hash=default_space().hash)
+        index = [int(i) for i in data.index][:limit]
+        ns, rs = note_seconds or meta.note_seconds, render_seconds or meta.render_seconds
+        if ns > rs:
+            raise EvaluateError(f"the note ({ns} s) must not be longer than the render ({rs} s)")
+        return EvalSet("synthetic", root, tuple(Item(str(i), index=i) for i in index), notes or tuple(meta.notes),
+                       meta.velocity, ns, rs, meta.seed,
+                       f"test split of {root} ({len(data.index)} presets, seed {meta.seed}), {len(index)} used")
+    if kind == "presets":
+        paths = sorted(p for p in root.glob("*.vital") if p.is_file())
+        if not paths:
+            raise EvaluateError(f"--set {spec}: no *.vital files in {root}")
+        paths = paths[:limit]
+        ns = note_seconds or PRESET_NOTE_SECONDS
+        rs = render_seconds or max(PRESET_RENDER_SECONDS, ns)
+        if ns > rs:
+            raise EvaluateError(f"the note ({ns} s) must not be longer than the render ({rs} s)")
+        return EvalSet("presets", root, tuple(Item(p.stem, path=str(p)) for p in paths), notes or DEFAULT_NOTES,
+                       VELOCITY, ns, rs, 0, f"{len(paths)} .vital presets in {root}")
+    paths = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+    if not paths:
+        raise EvaluateError(f"--set {spec}: no audio files ({', '.join(AUDIO_SUFFIXES)}) in {root}")
+    paths = paths[:limit]
+    return EvalSet("clips", root, tuple(Item(p.stem, path=str(p)) for p in paths), (None,),
+                   description=f"{len(paths)} audio clips in {root} (note and lengths from intake)")
+
+
+def parse_methods(method: str | Sequence[str]) -> list[str]:
+    names = [m.strip() for m in (method.split(",") if isinstance(method, str) else method) if m.strip()]
+    bad = [m for m in names if m not in METHODS]
+    if not names or bad:
+        raise EvaluateError(f"--method must be one or more of {', '.join(METHODS)} (comma-separated), got {method!r}")
+    if "refine" in names and "predict" not in names:  # refinement starts from the prediction: its rows come free
+        names.insert(names.index("refine"), "predict")
+    return list(dict.fromkeys(names))
+
+
+# --------------------------------------------------------------------------
+# Worker side: render, analyse, score (run in the render workers, or here)
+# --------------------------------------------------------------------------
+
+
+def _renderer():
+    """The render worker's Renderer (in a ParallelRenderer worker) or this thread's own."""
+    from . import synth
+
+    return synth._worker_renderer if synth._worker_renderer is not None else synth.thread_renderer()
+
+
+_samplers: dict[int, Any] = {}
+
+
+def _truth_preset(kind: str, item: Item, seed: int):
+    if kind == "synthetic":
+        from .data.sampling import PresetSampler
+        from .params import default_space
+
+        sampler = _samplers.get(seed)
+        if sampler is None:
+            sampler = _samplers[seed] = PresetSampler(default_space(), seed)
+        return sampler.preset(int(item.index))
+    from .preset import load_vital
+
+    return load_vital(item.path)
+
+
+def _error_text(e: BaseException) -> str:
+    text = str(e).strip().replace("\n", " ")
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
+def score_metrics(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    """``metrics.all_metrics(a, b)`` with MRSTFT from ``metrics.mrstft_batch`` (equal to ~1e-6, and 2-5x
+    faster: it skips the phase auraloss computes and never uses). Keys and order as ``all_metrics``."""
+    from . import metrics as mt
+
+    mt._as_2d(a, "a"), mt._as_2d(b, "b")
+    return {
+        "mss": mt.mss(a, b),
+        "wmfcc": mt.wmfcc(a, b),
+        "sot": mt.sot(a, b),
+        "rms": mt.rms_similarity(a, b),
+        "mrstft": float(mt.mrstft_batch([a], b)[0]),
+        "f0_cents": mt.f0_error_cents(a, b),
+    }
+
+
+class _OneThread:
+    """Torch on one thread while scoring outside a render worker (workers already are single-threaded).
+
+    Measured on this loaded 2-core machine: MRSTFT of a 2 s note 1.29 s with torch's 2 threads, 0.24 s with 1.
+    """
+
+    def __enter__(self):
+        import sys
+
+        self.torch = sys.modules.get("torch")
+        from . import synth
+
+        self.prev = None
+        if synth._worker_renderer is None and self.torch is not None:
+            self.prev = self.torch.get_num_threads()
+            self.torch.set_num_threads(1)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.prev is not None:
+            self.torch.set_num_threads(self.prev)
+
+
+@dataclass
+class Scored:
+    """Metrics of the chosen preset (and of the first one when asked) against a target."""
+
+    metrics: dict[str, float] | None = None
+    first_metrics: dict[str, float] | None = None
+    chosen: int = 0
+    losses: list[float] = field(default_factory=list)  # selection loss per preset (when several)
+    seconds: float = 0.0  # render + selection (not the final metrics)
+    error: str = ""
+    audio: np.ndarray | None = field(default=None, repr=False)  # the chosen render, matched (if keep_audio)
+    note: str = ""  # e.g. the chosen render was silent
+
+
+def score_presets(target_audio: np.ndarray, note: int, note_seconds: float, render_seconds: float,
+                  presets: Sequence, first_too: bool = False, keep_audio: bool = False) -> Scored:
+    """Render ``presets`` at (note, velocity 0.8, note_seconds, render_seconds), match each to the target
+    (``session.match_audio``), keep the one with the lowest MRSTFT (if several) and return its ``all_metrics``.
+
+    A preset whose render fails loses the selection; if every one fails, ``error`` says why.
+    """
+    import torch  # noqa: F401 - loaded before _OneThread looks for it
+
+    with _OneThread():
+        return _score_presets(target_audio, note, note_seconds, render_seconds, presets, first_too, keep_audio)
+
+
+def _score_presets(target_audio, note, note_seconds, render_seconds, presets, first_too, keep_audio) -> Scored:
+    from .metrics import mrstft_batch
+    from .session import match_audio
+
+    t0 = time.perf_counter()
+    renderer = _renderer()
+    matched: list[np.ndarray | None] = []
+    peaks: list[float] = []
+    errors: list[str] = []
+    for p in presets:
+        try:
+            a = renderer.render(p, int(note), VELOCITY, float(note_seconds), float(render_seconds))
+            if not np.all(np.isfinite(a)):
+                raise ValueError("the render contains NaN or infinite samples")
+            matched.append(match_audio(a, target_audio))
+            peaks.append(float(np.max(np.abs(a))) if a.size else 0.0)
+        except Exception as e:  # noqa: BLE001 - recorded; the other candidates still count
+            matched.append(None)
+            peaks.append(float("nan"))
+            errors.append(_error_text(e))
+    ok = [i for i, m in enumerate(matched) if m is not None]
+    if not ok:
+        return Scored(error=errors[0] if errors else "no preset to score", seconds=time.perf_counter() - t0)
+    losses = [math.inf] * len(matched)
+    if len(presets) > 1:
+        for i, v in zip(ok, mrstft_batch([matched[i] for i in ok], target_audio)):
+            losses[i] = float(v) if math.isfinite(v) else math.inf
+        chosen = int(np.argmin(losses))
+    else:
+        chosen = ok[0]
+    seconds = time.perf_counter() - t0
+    out = Scored(metrics=score_metrics(matched[chosen], target_audio), chosen=chosen,
+                 losses=[float(x) for x in losses] if len(presets) > 1 else [], seconds=seconds,
+                 note=_silence_note(peaks[chosen]))
+    if first_too:
+        if chosen == 0:
+            out.first_metrics = out.metrics
+        elif matched[0] is not None:
+            out.first_metrics = score_metrics(matched[0], target_audio)
+    if keep_audio:
+        out.audio = matched[chosen]
+    return out
+
+
+#: A render whose peak is below this is called silent in a row's detail (as dataset generation rejects it).
+SILENT_PEAK = 1e-4
+
+
+def _silence_note(peak: float, what: str = "render") -> str:
+    return f"{what} silent (peak {peak:.2g})" if peak < SILENT_PEAK else ""
+
+
+@dataclass
+class Target:
+    """A prepared target: the analysed clip, the truth (preset sets) and the reference rows."""
+
+    item: Item
+    note: int | None  # the note it was rendered at (None for clips)
+    analysis: Any = None  # intake.Analysis
+    truth: Any = None  # Preset
+    analysis_s: float = float("nan")
+    floor: dict[str, float] | None = None
+    floor_note: str = ""
+    oracle: Scored | None = None
+    error: str = ""
+    raw: np.ndarray | None = field(default=None, repr=False)  # the rendered target (preset sets), if kept
+
+    @property
+    def key(self) -> tuple[str, int | None]:
+        return self.item.id, self.note
+
+
+def prepare_target(kind: str, item: Item, note: int | None, velocity: float = VELOCITY,
+                   note_seconds: float = PRESET_NOTE_SECONDS, render_seconds: float = PRESET_RENDER_SECONDS,
+                   seed: int = 0, floor: bool = True, keep_raw: bool = False) -> Target:
+    """Render (or read) one target, analyse it like a user's clip; with ``floor``, the floor and oracle rows."""
+    from .intake import analyze, analyze_file
+
+    t = Target(item, note)
+    try:
+        if kind == "clips":
+            t0 = time.perf_counter()
+            t.analysis = analyze_file(item.path)
+            t.analysis_s = time.perf_counter() - t0
+            return t
+        t.truth = _truth_preset(kind, item, seed)
+        renderer = _renderer()
+        raw = renderer.render(t.truth, int(note), velocity, note_seconds, render_seconds)
+        t0 = time.perf_counter()
+        t.analysis = analyze(raw, 44100, f"{item.id}@{note}")
+        t.analysis_s = time.perf_counter() - t0
+        if keep_raw:
+            t.raw = raw
+    except Exception as e:  # noqa: BLE001 - any failure is this target's row, the run goes on
+        t.error = _error_text(e)
+        return t
+    if floor:
+        try:
+            again = renderer.render(t.truth, int(note), velocity, note_seconds, render_seconds)
+            g = np.float32(t.analysis.gain)
+            import torch  # noqa: F401 - loaded before _OneThread looks for it
+
+            with _OneThread():
+                t.floor = score_metrics(again * g, raw * g)
+            t.floor_note = "; ".join(x for x in (_silence_note(float(np.max(np.abs(raw))), "first render"),
+                                                 _silence_note(float(np.max(np.abs(again))), "second render")) if x)
+        except Exception as e:  # noqa: BLE001 - recorded on the floor row
+            t.floor = {"error": _error_text(e)}  # type: ignore[dict-item]
+        a = t.analysis
+        t.oracle = score_presets(a.audio, a.note, a.note_seconds, a.render_seconds, [t.truth])
+    return t
+
+
+# --------------------------------------------------------------------------
+# Method side (this process): presets from an analysis
+# --------------------------------------------------------------------------
+
+
+def param_errors(space, truth_values, values) -> tuple[float, float]:
+    """(MAE of normalised audible continuous params, accuracy over audible categoricals); audible for the truth."""
+    audible = space.audible(truth_values)
+    idx = [i for i, p in enumerate(space.continuous) if p.name in audible]
+    mae = float(np.mean(np.abs(space.continuous_vector(values)[idx] - space.continuous_vector(truth_values)[idx]))) \
+        if idx else float("nan")
+    cats = [p for p in space.categorical if p.name in audible]
+    acc = float(np.mean([p.index_of(values[p.name]) == p.index_of(truth_values[p.name]) for p in cats])) \
+        if cats else float("nan")
+    return mae, acc
+
+
+def predict_best(predictor, analysis, k: int = 4) -> tuple[Any, Scored, list, float]:
+    """The app's prediction: K candidates, each rendered (in this thread), the lowest MRSTFT kept.
+
+    Returns (best preset, its Scored with the matched audio, the candidates, prediction seconds).
+    """
+    t0 = time.perf_counter()
+    cands = predictor.predict(analysis, k=k)
+    seconds = time.perf_counter() - t0
+    a = analysis
+    s = score_presets(a.audio, a.note, a.note_seconds, a.render_seconds, [c.preset for c in cands],
+                      first_too=True, keep_audio=True)
+    if s.error:
+        raise RuntimeError(f"none of the {len(cands)} candidates could be rendered: {s.error}")
+    return cands[s.chosen].preset, s, cands, seconds
+
+
+@dataclass
+class Refined:
+    preset: Any
+    seconds: float
+    renders: int
+    start_loss: float
+    loss: float
+    t90: float  # seconds until 90% of the loss drop was reached (NaN if no drop)
+    r90: float  # renders until then
+    history: list[tuple[float, int, float]]  # (elapsed s, renders, best loss) per event
+
+
+def refine_preset(analysis, start, budget: int, seed: int = 0, renderer=None) -> Refined:
+    """Run ``refine.refine`` from ``start`` with a render budget; the last event's best and the trajectory."""
+    from .refine import Budget, refine
+
+    t0 = time.perf_counter()
+    history: list[tuple[float, int, float]] = []
+    last = None
+    for ev in refine(analysis, [start], Budget(renders=int(budget), seconds=None), seed=seed, renderer=renderer):
+        history.append((float(ev.elapsed), int(ev.renders), float(ev.best_loss)))
+        last = ev
+    seconds = time.perf_counter() - t0
+    start_loss, end = history[0][2], history[-1][2]
+    t90 = r90 = float("nan")
+    if start_loss - end > 0:
+        goal = start_loss - 0.9 * (start_loss - end)
+        for el, r, lo in history:
+            if lo <= goal:
+                t90, r90 = el, float(r)
+                break
+    return Refined(last.best, seconds, int(last.renders), start_loss, end, t90, r90, history)
+
+
+class _Methods:
+    """Builds each method's tools once (baselines, checkpoint) and checks they can run."""
+
+    def __init__(self, names: list[str], eset: EvalSet, checkpoint, train_data, k: int, budget: int,
+                 prior_samples: int, seed: int) -> None:
+        self.names, self.k, self.budget, self.seed = names, int(k), int(budget), int(seed)
+        self.descriptions: dict[str, str] = {}
+        self.init = self.mean = self.nearest = self.predictor = None
+        from . import baselines
+
+        train = Path(train_data) if train_data else (eset.root if eset.kind == "synthetic" else None)
+        if train is not None and not (train / "dataset.json").exists():
+            raise EvaluateError(f"--train-data {train} is not a generated dataset (no dataset.json)")
+        if "init" in names:
+            self.init = baselines.InitBaseline()
+            self.descriptions["init"] = self.init.description
+        if "nearest" in names:
+            if train is None:
+                raise EvaluateError("--method nearest needs --train-data DIR (a generated dataset to retrieve from)")
+            self.nearest = baselines.NearestNeighbour(train)
+            self.descriptions["nearest"] = self.nearest.description
+        if "mean" in names:
+            if self.nearest is not None:  # same training split, already in memory
+                self.mean = baselines.MeanBaseline.from_loaded(self.nearest.data, train)
+            elif train is not None:
+                self.mean = baselines.MeanBaseline.from_dataset(train)
+            else:
+                self.mean = baselines.MeanBaseline.from_prior(prior_samples)
+            self.descriptions["mean"] = self.mean.description
+        if "predict" in names:
+            from .predict import PresetPredictor
+
+            if self.k < 1:
+                raise EvaluateError(f"--k must be at least 1, got {k}")
+            self.predictor = PresetPredictor.load(checkpoint)
+            _warm_up(self.predictor, self.k)  # the first forward pass pays torch's one-off costs: keep them out of timings
+            self.descriptions["predict"] = (f"checkpoint {self.predictor.source}: best of K={self.k} candidates "
+                                            "by MRSTFT (refinement loss) after rendering all of them")
+            self.descriptions["predict_top1"] = f"checkpoint {self.predictor.source}: most probable candidate"
+        if "refine" in names:
+            if self.budget < 1:
+                raise EvaluateError(f"--budget must be at least 1 render for --method refine, got {budget}")
+            self.descriptions["refine"] = (f"CMA-ES refinement from the predicted best, {self.budget} renders "
+                                           f"(refinement renders only), seed {self.seed} + target hash")
+
+
+def _warm_up(predictor, k: int) -> None:
+    from .intake import analyze
+
+    t = np.arange(int(0.5 * 44100)) / 44100
+    note = (0.5 * np.sin(2 * np.pi * 261.63 * t) * np.minimum(1.0, (0.5 - t) * 20)).astype(np.float32)
+    predictor.predict(analyze(np.stack([note, note]), 44100, "warm-up"), k=k)
+
+
+def _target_seed(seed: int, key: tuple[str, int | None]) -> int:
+    h = hashlib.blake2b(f"{key[0]}@{key[1]}".encode(), digest_size=4).digest()
+    return int(seed) + int.from_bytes(h, "little") % 100_000
+
+
+# --------------------------------------------------------------------------
+# Execution helpers
+# --------------------------------------------------------------------------
+
+
+class _Inline:
+    """Executor stand-in that runs each task at once, in this process."""
+
+    def submit(self, fn: Callable, *args, **kwargs) -> Future:
+        f: Future = Future()
+        try:
+            f.set_result(fn(*args, **kwargs))
+        except BaseException as e:  # noqa: BLE001 - handed to the caller like a pool would
+            f.set_exception(e)
+        return f
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return "nan" if math.isnan(v) else f"{v:.6g}"
+    return str(v)
+
+
+class _Writer:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.rows: list[dict[str, Any]] = []
+        self._f = open(path, "w", newline="")  # noqa: SIM115 - rows are flushed as they come; closed by close()
+        self._w = csv.DictWriter(self._f, fieldnames=list(COLUMNS))
+        self._w.writeheader()
+        self._f.flush()
+
+    def write(self, row: dict[str, Any]) -> None:
+        full = {c: row.get(c) for c in COLUMNS}
+        self.rows.append(full)
+        self._w.writerow({c: _fmt(v) for c, v in full.items()})
+        self._f.flush()
+
+    def close(self) -> None:
+        self._f.close()
+
+
+@dataclass
+class EvalResult:
+    out: Path
+    csv: Path
+    summary: Path
+    rows: list[dict[str, Any]]
+    seconds: float
+
+
+# --------------------------------------------------------------------------
+# The run
+# --------------------------------------------------------------------------
+
+
+def evaluate(set_spec: str, method: str | Sequence[str], out: str | Path, budget: int = 600,
+             notes: Sequence[int] | str | None = None, *, checkpoint: str | None = None,
+             train_data: str | Path | None = None, limit: int | None = None, workers: int | None = None,
+             k: int = 4, seed: int = 0, floor: bool = True, note_seconds: float | None = None,
+             render_seconds: float | None = None, prior_samples: int = 1024, progress: bool = True) -> EvalResult:
+    """Evaluate ``method`` (one name or several, comma-separated) on ``set_spec``; write CSV + summary to ``out``.
+
+    ``notes`` overrides the set's notes (presets default 48,60,72; synthetic: the dataset's).
+    ``workers``: render worker processes (default: every core); 0 runs everything in this process.
+    ``floor``: add the render-twice ``floor`` and ``oracle`` rows (preset sets).
+    Raises EvaluateError (or another UserError) before any work if the arguments cannot run.
+    """
+    t_start = time.perf_counter()
+    eset = parse_set(set_spec, notes, limit, note_seconds, render_seconds)
+    names = parse_methods(method)
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise EvaluateError(f"--out {out} is a file; give a folder")
+    if workers is not None and workers < 0:
+        raise EvaluateError(f"--workers must be 0 or more, got {workers}")
+    methods = _Methods(names, eset, checkpoint, train_data, k, budget, prior_samples, seed)
+    from .params import default_space
+
+    space = default_space()
+    out.mkdir(parents=True, exist_ok=True)
+    do_floor = bool(floor) and eset.has_truth
+    settings = {
+        "set": set_spec, "set_description": eset.description, "methods": names, "method_descriptions": methods.descriptions,
+        "notes": [n for n in eset.notes if n is not None], "velocity": eset.velocity,
+        "note_seconds": eset.note_seconds, "render_seconds": eset.render_seconds,
+        "budget": budget if "refine" in names else None, "k": k, "seed": seed, "floor": do_floor,
+        "checkpoint": checkpoint, "train_data": str(train_data) if train_data else None, "limit": limit,
+        "workers": workers, "items": len(eset.items), "targets": len(eset.targets()),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+
+    pool = None
+    n_workers = (os.cpu_count() or 1) if workers is None else int(workers)
+    if n_workers > 0:
+        from .synth import ParallelRenderer
+
+        pool = ParallelRenderer(n_workers)
+        ex = pool._executor()  # NOTE: private; see the report (a public ParallelRenderer.submit would do)
+    else:
+        ex = _Inline()
+    refine_pool = pool
+    window = 1 if ("refine" in names or pool is None) else 2 * n_workers
+
+    writer = _Writer(out / "results.csv")
+    targets = eset.targets()
+    bar = _bar(len(targets), progress, f"evaluate {','.join(names)} on {eset.kind}")
+    outstanding: dict[tuple, int] = {}
+    scoring: deque[tuple[Future, Callable[[Any], None], tuple]] = deque()
+
+    def base_row(t: Target, m: str) -> dict[str, Any]:
+        a = t.analysis
+        return {"set": eset.kind, "item": t.item.id, "note": t.note, "method": m,
+                "analysed_note": getattr(a, "note", None), "cents": getattr(a, "cents", None),
+                "note_seconds": getattr(a, "note_seconds", None), "render_seconds": getattr(a, "render_seconds", None),
+                "analysis_s": t.analysis_s}
+
+    def metric_row(t: Target, m: str, metrics: dict | None, preset=None, **extra) -> dict[str, Any]:
+        row = base_row(t, m)
+        row.update(extra)
+        if metrics:
+            row.update({k2: float(metrics[k2]) for k2 in METRICS if k2 in metrics})
+        if (preset is not None and t.truth is not None and eset.kind == "synthetic" and not row.get("error")
+                and m not in REFERENCE_ROWS):
+            row["param_mae"], row["cat_acc"] = param_errors(space, t.truth.values, preset.values)
+        return row
+
+    def finish_one(key: tuple) -> None:
+        outstanding[key] -= 1
+        if outstanding[key] == 0:
+            bar.update(1)
+
+    def submit_score(t: Target, presets: list, on_done: Callable[[Scored | BaseException], None],
+                     first_too: bool = False) -> None:
+        a = t.analysis
+        fut = ex.submit(score_presets, a.audio, a.note, a.note_seconds, a.render_seconds, presets, first_too)
+        outstanding[t.key] = outstanding.get(t.key, 0) + 1
+        scoring.append((fut, on_done, t.key))
+
+    def drain(block: bool) -> None:
+        while scoring and (block or scoring[0][0].done()):
+            fut, on_done, key = scoring.popleft()
+            try:
+                res: Scored | BaseException = fut.result()
+            except BaseException as e:  # noqa: BLE001 - a broken worker: recorded for this row
+                res = e
+            on_done(res)
+            finish_one(key)
+
+    def scored_row(t: Target, m: str, preset, res, **extra) -> dict[str, Any]:
+        if isinstance(res, BaseException):
+            return metric_row(t, m, None, error=_error_text(res), **extra)
+        if res.error:
+            return metric_row(t, m, None, error=res.error, **extra)
+        if res.note:
+            extra["detail"] = "; ".join(x for x in (extra.get("detail", ""), res.note) if x)
+        return metric_row(t, m, res.metrics, preset, **extra)
+
+    def run_methods(t: Target) -> None:
+        for m in names:
+            if m == "refine":
+                continue  # handled with predict
+            try:
+                if m in ("init", "mean"):
+                    tool = methods.init if m == "init" else methods.mean
+                    preset = tool(t.analysis)
+                    submit_score(t, [preset], lambda r, t=t, m=m, p=preset: writer.write(
+                        scored_row(t, m, p, r, method_s=0.0, renders=1)))
+                elif m == "nearest":
+                    t0 = time.perf_counter()
+                    preset, hit = methods.nearest.lookup(t.analysis)
+                    dt = time.perf_counter() - t0
+                    detail = f"item {hit.index} at note {hit.note}, {hit.distance:.2f} dB RMS"
+                    submit_score(t, [preset], lambda r, t=t, p=preset, dt=dt, d=detail: writer.write(
+                        scored_row(t, "nearest", p, r, method_s=dt, renders=1, detail=d)))
+                elif m == "predict":
+                    run_predict(t)
+            except Exception as e:  # noqa: BLE001 - this method failed on this target; the run goes on
+                failed = [m] + (["predict_top1"] + (["refine"] if "refine" in names else []) if m == "predict" else [])
+                for f in failed:
+                    writer.write(metric_row(t, f, None, error=_error_text(e)))
+
+    def run_predict(t: Target) -> None:
+        t0 = time.perf_counter()
+        cands = methods.predictor.predict(t.analysis, k=methods.k)
+        dt = time.perf_counter() - t0
+        presets = [c.preset for c in cands]
+        refine_too = "refine" in names
+
+        def done(r, t=t, presets=presets, dt=dt) -> None:
+            ok = not isinstance(r, BaseException) and not r.error
+            chosen = r.chosen if ok else None
+            losses = ",".join(f"{x:.4g}" for x in r.losses) if ok and r.losses else ""
+            writer.write(scored_row(t, "predict", presets[chosen] if ok else None, r, method_s=dt,
+                                    select_s=r.seconds if ok else None, renders=len(presets), chosen=chosen,
+                                    detail=f"candidate losses {losses}" if losses else ""))
+            top1 = dataclasses.replace(r, metrics=r.first_metrics) if ok else r
+            if ok and r.first_metrics is None:
+                top1 = RuntimeError("the most probable candidate could not be rendered")
+            writer.write(scored_row(t, "predict_top1", presets[0], top1, method_s=dt, renders=0, chosen=0))
+            if refine_too:
+                if not ok:
+                    writer.write(metric_row(t, "refine", None, error="prediction failed; nothing to refine"))
+                else:
+                    run_refine(t, presets[chosen])
+
+        submit_score(t, presets, done, first_too=True)
+
+    def run_refine(t: Target, start) -> None:
+        nonlocal refine_pool
+        try:
+            if refine_pool is None:
+                from .synth import ParallelRenderer
+
+                refine_pool = ParallelRenderer(1)
+            rr = refine_preset(t.analysis, start, methods.budget, _target_seed(seed, t.key), refine_pool)
+        except Exception as e:  # noqa: BLE001 - recorded on the refine row
+            writer.write(metric_row(t, "refine", None, error=_error_text(e)))
+            return
+        extra = {"method_s": rr.seconds, "renders": rr.renders, "refine_start_loss": rr.start_loss,
+                 "refine_loss": rr.loss, "refine_t90_s": rr.t90, "refine_r90": rr.r90}
+        a = t.analysis
+        try:
+            res: Scored | BaseException = ex.submit(score_presets, a.audio, a.note, a.note_seconds, a.render_seconds,
+                                                    [rr.preset]).result()
+        except BaseException as e:  # noqa: BLE001
+            res = e
+        writer.write(scored_row(t, "refine", rr.preset, res, **extra))
+
+    def handle_target(t: Target) -> None:
+        outstanding[t.key] = outstanding.get(t.key, 0) + 1  # held until the methods are submitted
+        if t.error:
+            for m in names + (["predict_top1"] if "predict" in names else []):
+                writer.write(metric_row(t, m, None, error=t.error))
+        else:
+            if t.floor is not None:
+                err = t.floor.get("error") if isinstance(t.floor.get("error"), str) else ""
+                writer.write(metric_row(t, "floor", None if err else t.floor, error=err, renders=1, detail=t.floor_note))
+            if t.oracle is not None:
+                writer.write(scored_row(t, "oracle", t.truth, t.oracle, renders=1))
+            run_methods(t)
+        finish_one(t.key)
+
+    pending: deque[tuple[Future, Item, int | None]] = deque()
+    todo = deque(targets)
+
+    def feed() -> None:
+        while todo and len(pending) < window:
+            item, note = todo.popleft()
+            pending.append((ex.submit(prepare_target, eset.kind, item, note, eset.velocity, eset.note_seconds,
+                                      eset.render_seconds, eset.seed, do_floor), item, note))
+
+    try:
+        feed()
+        while pending:
+            fut, item, note = pending.popleft()
+            try:
+                t = fut.result()
+            except BaseException as e:  # noqa: BLE001 - a worker died on this target
+                t = Target(item, note, error=_error_text(e))
+            if window > 1:
+                feed()  # keep the workers busy while this target's methods run
+            handle_target(t)
+            drain(block=window == 1)
+            feed()  # with refine: only now, so nothing else runs during a refinement
+        drain(block=True)
+    finally:
+        bar.close()
+        writer.close()
+        if refine_pool is not None and refine_pool is not pool:
+            refine_pool.close()
+        if pool is not None:
+            pool.close()
+
+    rows = writer.rows
+    seconds = time.perf_counter() - t_start
+    settings["seconds"] = round(seconds, 1)
+    (out / "run.json").write_text(json.dumps(settings, indent=2))
+    summary = out / "summary.md"
+    summary.write_text(summarize(rows, settings))
+    return EvalResult(out, writer.path, summary, rows, seconds)
+
+
+def _bar(total: int, enabled: bool, desc: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, disable=not enabled, desc=desc, unit="target", dynamic_ncols=True)
+
+
+# --------------------------------------------------------------------------
+# Summary
+# --------------------------------------------------------------------------
+
+
+def bootstrap_ci(values: Sequence[float], groups: Sequence[Any] | None = None, n_boot: int = BOOTSTRAP,
+                 seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:
+    """(mean, low, high): percentile bootstrap CI of the mean, resampling whole groups (items) with replacement.
+
+    The mean of a resample is the mean over all the rows of the drawn groups
+    (so it is the plain row mean on the original data). NaNs are dropped.
+    Fewer than two groups: (mean, nan, nan).
+    """
+    v = np.asarray(values, dtype=np.float64)
+    g = np.arange(len(v)) if groups is None else np.asarray(list(groups), dtype=object)
+    keep = np.isfinite(v)
+    v, g = v[keep], g[keep]
+    if len(v) == 0:
+        return float("nan"), float("nan"), float("nan")
+    mean = float(v.mean())
+    _, inv = np.unique(g.astype(str), return_inverse=True)
+    n_groups = int(inv.max()) + 1
+    if n_groups < 2:
+        return mean, float("nan"), float("nan")
+    sums = np.bincount(inv, weights=v, minlength=n_groups)
+    counts = np.bincount(inv, minlength=n_groups).astype(np.float64)
+    rng = np.random.default_rng(seed)
+    means = np.empty(n_boot)
+    step = max(1, 2_000_000 // n_groups)
+    for a in range(0, n_boot, step):
+        idx = rng.integers(0, n_groups, size=(min(step, n_boot - a), n_groups))
+        means[a : a + len(idx)] = sums[idx].sum(axis=1) / counts[idx].sum(axis=1)
+    lo, hi = np.percentile(means, [50 * (1 - level), 100 - 50 * (1 - level)])
+    return mean, float(lo), float(hi)
+
+
+def as_float(v: Any) -> float:
+    if v is None or v == "":
+        return float("nan")
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def load_rows(path: str | Path) -> list[dict[str, Any]]:
+    """Rows of a results.csv (strings, as written)."""
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def ordered_methods(rows: list[dict]) -> list[str]:
+    present = list(dict.fromkeys(str(r["method"]) for r in rows))
+    return [m for m in ROW_ORDER if m in present] + [m for m in present if m not in ROW_ORDER]
+
+
+def method_stats(rows: list[dict], column: str) -> dict[str, dict[str, float]]:
+    """Per method: n, mean, ci_low, ci_high, median of one column (rows without error)."""
+    out = {}
+    for m in ordered_methods(rows):
+        sel = [r for r in rows if r["method"] == m and not r.get("error")]
+        vals = np.array([as_float(r.get(column)) for r in sel])
+        groups = [str(r["item"]) for r in sel]
+        finite = np.isfinite(vals)
+        if not finite.any():
+            continue
+        mean, lo, hi = bootstrap_ci(vals, groups)
+        out[m] = {"n": int(finite.sum()), "mean": mean, "ci_low": lo, "ci_high": hi,
+                  "median": float(np.median(vals[finite]))}
+    return out
+
+
+def fmt_number(x: float, digits: int = 3) -> str:
+    if x is None or not math.isfinite(x):
+        return "–"
+    return f"{x:.{digits}g}" if abs(x) < 1000 else f"{x:.0f}"
+
+
+def summarize(rows: list[dict], settings: dict | None = None) -> str:
+    """The Markdown summary of result rows (as written to or read from results.csv)."""
+    settings = settings or {}
+    lines = ["# Evaluation summary", ""]
+    if settings:
+        lines += [f"- set: `{settings.get('set')}` — {settings.get('set_description', '')}",
+                  f"- targets: {settings.get('targets')} ({settings.get('items')} items x notes "
+                  f"{settings.get('notes') or 'from each clip'}; velocity {settings.get('velocity')}, "
+                  f"key held {settings.get('note_seconds')} s of {settings.get('render_seconds')} s)"
+                  if settings.get("notes") else
+                  f"- targets: {settings.get('targets')} clips (note and lengths from intake)"]
+        for m, d in (settings.get("method_descriptions") or {}).items():
+            lines.append(f"- `{m}`: {d}")
+        lines.append(f"- run: {settings.get('started', '')}, {settings.get('seconds', '?')} s wall, "
+                     f"workers {settings.get('workers') if settings.get('workers') is not None else 'all cores'}")
+    lines += [
+        ("- alignment: each method's render (analysed note, velocity 0.8, analysed key/render seconds) is padded or "
+         "cropped to the analysed clip and scaled to its RMS, then compared with `analysis.audio` (the clip trimmed "
+         "at its onset by intake), i.e. the pair the app and the refinement loss compare."),
+        ("- `floor`: true preset rendered twice with the target's settings (Vita noise); `oracle`: true preset "
+         "rendered like a method's output (the floor of this protocol, including analysis errors)."),
+        ("- mean: 95% CI from an item-level (cluster) percentile bootstrap, 10,000 resamples; n = rows with a "
+         "finite value."),
+        "",
+    ]
+    methods = ordered_methods(rows)
+    # failures
+    fails = {m: sum(1 for r in rows if r["method"] == m and r.get("error")) for m in methods}
+    total = {m: sum(1 for r in rows if r["method"] == m) for m in methods}
+    lines += ["## Overview (medians; lower is better except RMS and accuracy)", ""]
+    cols = [c for c in (*METRICS, "param_mae", "cat_acc") if any(np.isfinite(as_float(r.get(c))) for r in rows)]
+    stats = {c: method_stats(rows, c) for c in cols}
+    lines.append("| method | rows ok/total | " + " | ".join(METRIC_LABELS[c] for c in cols) + " |")
+    lines.append("|---|---|" + "---|" * len(cols))
+    for m in methods:
+        cells = [fmt_number(stats[c][m]["median"]) if m in stats[c] else "–" for c in cols]
+        lines.append(f"| {m} | {total[m] - fails[m]}/{total[m]} | " + " | ".join(cells) + " |")
+    lines.append("")
+    for c in cols:
+        lines += [f"## {METRIC_LABELS[c]}", "", "| method | n | mean | 95% CI | median |", "|---|---|---|---|---|"]
+        for m, s in stats[c].items():
+            ci = f"[{fmt_number(s['ci_low'])}, {fmt_number(s['ci_high'])}]" if math.isfinite(s["ci_low"]) else "–"
+            lines.append(f"| {m} | {s['n']} | {fmt_number(s['mean'])} | {ci} | {fmt_number(s['median'])} |")
+        lines.append("")
+    timing = [("analysis_s", "analysis (s)"), ("method_s", "method: prediction / retrieval / refinement (s)"),
+              ("select_s", "render + pick best of K (s)"), ("refine_t90_s", "refinement: time to 90% of its gain (s)"),
+              ("refine_r90", "refinement: renders to 90% of its gain")]
+    trows = []
+    for col, label in timing:
+        for m in methods:
+            vals = np.array([as_float(r.get(col)) for r in rows if r["method"] == m and not r.get("error")])
+            vals = vals[np.isfinite(vals)]
+            if len(vals) and (col != "method_s" or m not in REFERENCE_ROWS) and (col != "analysis_s" or m == methods[0]):
+                trows.append(f"| {label} | {m if col != 'analysis_s' else 'all'} | {len(vals)} | {fmt_number(float(vals.mean()))} | "
+                             f"{fmt_number(float(np.median(vals)))} |")
+    if trows:
+        lines += ["## Timings (wall clock on this machine, other work running alongside)", "",
+                  "| what | method | n | mean | median |", "|---|---|---|---|---|", *trows, ""]
+    errs = [r for r in rows if r.get("error")]
+    if errs:
+        lines += ["## Failures", ""]
+        seen = set()
+        for r in errs:
+            key = (r["item"], r["error"])
+            if key in seen:
+                continue
+            seen.add(key)
+            n = sum(1 for x in errs if (x["item"], x["error"]) == key)
+            lines.append(f"- `{r['item']}` ({n} rows): {r['error']}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------
+
+
+def add_arguments(parser) -> None:
+    """Add the ``evaluate`` options to an argparse (sub)parser."""
+    parser.add_argument("--set", dest="set_spec", required=True, metavar="KIND:DIR",
+                        help="synthetic:DIR (test split of a generated dataset), presets:DIR (*.vital) or clips:DIR (audio)")
+    parser.add_argument("--method", required=True,
+                        help="init, mean, nearest, predict or refine; several comma-separated (refine implies predict)")
+    parser.add_argument("--out", type=Path, required=True, help="results folder (results.csv, summary.md, run.json)")
+    parser.add_argument("--budget", type=int, default=600, help="refinement renders per target (default 600)")
+    parser.add_argument("--notes", default=None, help="MIDI notes, comma-separated (presets default 48,60,72; "
+                                                      "synthetic: the dataset's)")
+    parser.add_argument("--checkpoint", default=None, help="checkpoint folder or Hub id (default: the shipped one)")
+    parser.add_argument("--train-data", type=Path, default=None,
+                        help="dataset for nearest/mean (default: a synthetic set's own dataset)")
+    parser.add_argument("--limit", type=int, default=None, help="at most this many items (first in sorted order)")
+    parser.add_argument("--workers", type=int, default=None, help="render worker processes (default: every core; "
+                                                                  "0: all in this process)")
+    parser.add_argument("--k", type=int, default=4, help="predicted candidates rendered per target (default 4)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--note-seconds", type=float, default=None, help="key held (presets default 1.5 s)")
+    parser.add_argument("--render-seconds", type=float, default=None, help="render length (presets default 2.0 s)")
+    parser.add_argument("--prior-samples", type=int, default=1024,
+                        help="presets drawn from the prior for the mean baseline when no dataset is given")
+    parser.add_argument("--no-floor", action="store_true", help="skip the floor and oracle rows")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def main_args(args) -> int:
+    """Run from parsed ``add_arguments`` options; prints where the results are and the median MSS per method."""
+    res = evaluate(args.set_spec, args.method, args.out, budget=args.budget, notes=args.notes,
+                   checkpoint=args.checkpoint, train_data=args.train_data, limit=args.limit, workers=args.workers,
+                   k=args.k, seed=args.seed, floor=not args.no_floor, note_seconds=args.note_seconds,
+                   render_seconds=args.render_seconds, prior_samples=args.prior_samples,
+                   progress=not args.no_progress)
+    mss = method_stats(res.rows, "mss")
+    failed = sum(1 for r in res.rows if r.get("error"))
+    print(f"wrote {res.csv} ({len(res.rows)} rows, {failed} failed) and {res.summary} in {res.seconds:.0f} s")
+    print("median MSS (dB): " + ", ".join(f"{m} {s['median']:.2f}" for m, s in mss.items()))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m vital_inverse.evaluate ...`` (same options as ``vital-inverse evaluate``)."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="vital-inverse evaluate", description="Evaluate a matching method.")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return main_args(args)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
