@@ -40,8 +40,11 @@ class ImportanceConfig:
 def compute(space: ParamSpace | None = None, cfg: ImportanceConfig = ImportanceConfig(), workers: int | None = None,
             progress: bool = True) -> dict:
     """Weights and the raw measurements behind them, as a JSON-ready dict."""
-    from ..metrics import mrstft
+    import torch
 
+    from ..metrics import mrstft_batch
+
+    torch.set_num_threads(1)  # the render workers fill the cores; more threads here only contend
     space = space or default_space()
     sampler = PresetSampler(space, cfg.seed)
     cont = space.continuous
@@ -63,10 +66,11 @@ def compute(space: ParamSpace | None = None, cfg: ImportanceConfig = ImportanceC
                 jobs.append(RenderJob(base.with_values(space.with_continuous(base.values, xp)), cfg.note, 0.8,
                                       cfg.note_seconds, cfg.render_seconds))
             audio = pr.render_jobs(jobs)
-            floor = mrstft(audio[1], audio[0])
+            losses = mrstft_batch(audio[1:], audio[0])  # one sound per score, batched
+            floor = float(losses[0])
             noise.append(floor)
-            for j, a in zip(idx, audio[2:]):
-                sums[j] += max(0.0, mrstft(a, audio[0]) - floor)
+            for j, d in zip(idx, losses[1:]):
+                sums[j] += max(0.0, float(d) - floor)
                 counts[j] += 1
             bar.update(1)
     bar.close()
