@@ -41,6 +41,14 @@ def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vital-inverse", description="Hear a synth sound, get the Vital preset that makes it.")
     sub = parser.add_subparsers(dest="command", required=True)
 
+    p = sub.add_parser("match", help="match a clip of one note: predict (and refine) a Vital preset")
+    p.add_argument("clip", type=Path)
+    p.add_argument("--out", type=Path, default=None, help="the .vital to write (default: <clip stem>.vital here)")
+    p.add_argument("--refine-evals", type=int, default=0, help="CMA-ES render budget (0 = prediction only)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--checkpoint", default=None, help="checkpoint folder or Hub repo id (default: the shipped one)")
+    p.add_argument("--json", action="store_true", help="print one JSON object (note, losses, timings, paths, tutorial)")
+
     p = sub.add_parser("render", help="render a .vital preset to a WAV file")
     p.add_argument("preset", type=Path)
     p.add_argument("--note", type=int, default=60)
@@ -99,6 +107,25 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--repo", required=True, help="USER/NAME")
     p.add_argument("--private", action="store_true")
     return parser
+
+
+@command("match")
+def _match(args: argparse.Namespace) -> int:
+    from .session import match_clip
+
+    if args.refine_evals < 0:
+        raise UsageError("--refine-evals must be 0 or more")
+    say = None if args.json else (lambda m: print(m, file=sys.stderr))
+    r = match_clip(args.clip, refine_evals=args.refine_evals, seed=args.seed, out=args.out,
+                   checkpoint=args.checkpoint, progress=say)
+    if args.json:
+        print(json.dumps(r))
+    else:
+        refined = r["losses"].get("refined")
+        print(f"{r['note_name']}: loss {r['losses']['predicted']:.3f} predicted"
+              + (f", {refined:.3f} refined" if refined is not None else "") + f"; wrote {r['paths']['preset']}")
+        print(r["tutorial"])
+    return 0
 
 
 @command("render")

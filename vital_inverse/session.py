@@ -1,0 +1,453 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The matching pipeline the app and the CLI share: one clip in, a preset out.
+
+    state = analyze_clip(path, predictor, renderer)        # intake -> K candidates -> best
+    for update in refine_stream(state, Budget(renders=120), seed=0, renderer=renderer):
+        state = update.state                                # best so far, loss history
+    export(state, folder)                                   # <clip stem>.vital
+
+State is plain dataclasses (``MatchState``), replaced rather than changed,
+so a web session can keep it in ``gr.State`` and a stopped refinement
+leaves the last good state behind. Nothing here is module-level and
+mutable: the predictor and the render workers are passed in (they are
+read-only and shared; the per-user data is all in the state).
+
+Losses are the refinement loss (``refine`` module): the render padded or
+cropped to the clip's length and scaled to the clip's RMS, then auraloss
+``MultiResolutionSTFTLoss()`` against the clip (``metrics.mrstft``). So
+the "predicted" and "refined" losses are on one scale.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+import threading
+import time
+import unicodedata
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UserError
+from .intake import Analysis, IntakeLimits, analyze_file
+from .preset import Preset
+
+__all__ = [
+    "TABLE_COLUMNS",
+    "MatchState",
+    "RefineUpdate",
+    "SessionError",
+    "analyze_clip",
+    "export",
+    "match_audio",
+    "match_clip",
+    "parameter_table",
+    "refine_stream",
+    "safe_stem",
+    "warm_worker",
+    "write_wav",
+]
+
+VELOCITY = 0.8  # the velocity every render uses (as the dataset and refinement)
+TABLE_COLUMNS = ("Module", "Setting", "Value", "Note")
+_QUIET_RMS = 1e-9
+_MIN_SAMPLES = 2048  # the refinement loss's largest FFT: shorter notes cannot be scored
+
+DEFAULT_LIMITS = IntakeLimits()  # frozen: safe to share
+Progress = Callable[[float, str], None]
+
+
+class SessionError(UserError):
+    """A step of the pipeline cannot run with these inputs; the message says why."""
+
+
+@dataclass(eq=False)  # eq=False: hashed by identity (gr.State hashes its values), never compared field by field
+class MatchState:
+    """Everything known about one clip: the analysis, the candidates, the best preset so far."""
+
+    analysis: Analysis
+    candidates: list  # list[predict.Candidate], best first by probability
+    candidate_losses: list[float]  # loss of each candidate's render, in candidate order
+    best_index: int  # the candidate with the lowest loss
+    predicted_audio: np.ndarray = field(repr=False)  # its render, matched to the clip (length, RMS)
+    predicted_loss: float
+    refined: Preset | None = None
+    refined_audio: np.ndarray | None = field(default=None, repr=False)
+    refined_loss: float | None = None
+    history: tuple[tuple[int, float, float], ...] = ()  # (renders, best loss, generation loss), all runs
+    refine_renders: int = 0  # renders used by every refinement of this clip
+    refine_generations: int = 0
+    refine_runs: int = 0
+    refine_reason: str = ""  # why the last refinement ended ("budget", "time", "converged", "stopped")
+    timings: dict[str, float] = field(default_factory=dict)
+    #: set by a Stop button: the running refinement ends after its current generation.
+    stop: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    @property
+    def predicted(self) -> Preset:
+        return self.candidates[self.best_index].preset
+
+    @property
+    def best_preset(self) -> Preset:
+        """The refined preset once refinement has run, the best candidate before."""
+        return self.refined if self.refined is not None else self.predicted
+
+    @property
+    def best_audio(self) -> np.ndarray:
+        return self.refined_audio if self.refined_audio is not None else self.predicted_audio
+
+    @property
+    def best_loss(self) -> float:
+        return self.refined_loss if self.refined_loss is not None else self.predicted_loss
+
+    @property
+    def stem(self) -> str:
+        """File-name-safe name of the clip (for the exported preset)."""
+        return safe_stem(self.analysis.source_name)
+
+    @property
+    def unpitched(self) -> bool:
+        return not self.analysis.pitched
+
+
+@dataclass(frozen=True)
+class RefineUpdate:
+    """One step of ``refine_stream``: the new state, the refinement event, and whether the best changed."""
+
+    state: MatchState
+    event: object  # refine.RefineEvent
+    improved: bool
+
+
+# --------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------
+
+
+def safe_stem(name: str, fallback: str = "clip") -> str:
+    """A file name stem from any clip name: ASCII letters, digits, space . _ - only; at most 64 characters."""
+    s = unicodedata.normalize("NFKD", str(name or "")).encode("ascii", "ignore").decode("ascii")
+    s = re.sub(r"[^A-Za-z0-9._ -]+", "_", s)
+    s = re.sub(r"\s+", " ", s).strip(" ._-")
+    s = s[:64].strip(" ._-")
+    return s or fallback
+
+
+def match_audio(audio: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """``audio`` as stereo float32 at the target's length, scaled to the target's RMS (as refinement scores it)."""
+    a = np.asarray(audio, dtype=np.float32)
+    if a.ndim == 1:
+        a = a[None, :]
+    if a.shape[0] == 1:
+        a = np.repeat(a, 2, axis=0)
+    n = np.asarray(target).shape[-1]
+    a = a[:, :n] if a.shape[1] >= n else np.pad(a, ((0, 0), (0, n - a.shape[1])))
+    r = float(np.sqrt(np.mean(np.square(a, dtype=np.float64))))
+    t = float(np.sqrt(np.mean(np.square(np.asarray(target, dtype=np.float64)))))
+    if r > _QUIET_RMS:
+        a = a * np.float32(t / r)
+    return np.ascontiguousarray(a, dtype=np.float32)
+
+
+def _score(target: np.ndarray, audio: np.ndarray) -> tuple[float, np.ndarray]:
+    from .metrics import mrstft
+
+    matched = match_audio(audio, target)
+    value = mrstft(matched, target)
+    return (value if math.isfinite(value) else float("inf")), matched
+
+
+def write_wav(audio: np.ndarray, path: str | Path, sample_rate: int = 44100) -> Path:
+    """16-bit stereo WAV for a player; scaled down only if it would clip (so levels stay comparable)."""
+    import soundfile as sf
+
+    a = np.asarray(audio, dtype=np.float32)
+    a = a[None, :] if a.ndim == 1 else a
+    peak = float(np.max(np.abs(a))) if a.size else 0.0
+    if peak > 0.999:
+        a = a * np.float32(0.999 / peak)
+    path = Path(path)
+    sf.write(path, a.T, sample_rate, subtype="PCM_16")
+    return path
+
+
+def _render_and_score(renderer, presets: Sequence[Preset], a: Analysis) -> tuple[list[float], int, np.ndarray | None]:
+    """Render every preset at the clip's note and length and score it: (losses, index of the best, its matched audio).
+
+    With a ParallelRenderer the renders *and* the losses run in its worker
+    processes, through refinement's own evaluator (the same loss, computed
+    where the audio is; the workers then keep the clip's spectra for a
+    refinement that follows). With a plain Renderer, one after another here.
+    """
+    from . import refine as rf
+
+    if isinstance(renderer, rf.ParallelRenderer):
+        # NOTE: refine._Evaluator is private to refine.py; see the report to the lead (a public
+        # "score these presets against this target" function would make this call official).
+        ev = rf._Evaluator(renderer, a, 0.0)
+        losses, best, audio = ev.evaluate(list(presets))
+        values = [float(x) if float(x) < rf.FAILED_LOSS else float("inf") for x in losses]
+        return values, int(best), audio
+    from .synth import RenderJob
+
+    values: list[float] = []
+    best, best_audio = -1, None
+    for p in presets:
+        try:
+            audio = renderer.render_job(RenderJob(p, int(a.note), VELOCITY, float(a.note_seconds), float(a.render_seconds)))
+        except (UserError, ValueError):
+            values.append(float("inf"))
+            continue
+        value, matched = _score(a.audio, audio)
+        values.append(value)
+        if best < 0 or value < values[best]:
+            best, best_audio = len(values) - 1, matched
+    return values, best, best_audio
+
+
+# --------------------------------------------------------------------------
+# The pipeline
+# --------------------------------------------------------------------------
+
+
+def analyze_clip(path, predictor, renderer, k: int = 4, *, limits: IntakeLimits = DEFAULT_LIMITS,
+                 progress: Progress | None = None) -> MatchState:
+    """Intake -> predict ``k`` candidates -> render each at the clip's note and length -> keep the closest.
+
+    ``renderer``: a ``synth.ParallelRenderer`` (candidates rendered on every
+    core) or a ``synth.Renderer``. ``progress(fraction, message)`` is called
+    between steps. Raises a ``UserError`` subclass (``IntakeError`` for a bad
+    file) with a message meant for the person who uploaded it.
+    """
+    say = progress or (lambda f, m: None)
+    timings: dict[str, float] = {}
+    t0 = t = time.perf_counter()
+    say(0.0, "Reading the clip")
+    analysis = analyze_file(path, limits)
+    timings["intake"] = time.perf_counter() - t
+
+    if analysis.audio.shape[-1] < _MIN_SAMPLES:
+        raise SessionError(
+            f"the note in '{analysis.source_name}' is only {1000 * analysis.audio.shape[-1] / analysis.sample_rate:.0f} ms "
+            f"long; matching compares spectra over {1000 * _MIN_SAMPLES / 44100:.0f} ms windows, so upload a longer note"
+        )
+    say(0.15, f"Predicting presets for {analysis.note_name()}")
+    t = time.perf_counter()
+    candidates = predictor.predict(analysis, k=max(1, int(k)))
+    timings["predict"] = time.perf_counter() - t
+
+    say(0.35, f"Rendering and comparing {len(candidates)} candidates")
+    t = time.perf_counter()
+    losses, best, matched = _render_and_score(renderer, [c.preset for c in candidates], analysis)
+    timings["render_score"] = time.perf_counter() - t
+    if best < 0 or not math.isfinite(losses[best]) or matched is None:
+        raise SessionError(f"none of the {len(candidates)} predicted presets could be rendered; "
+                           "try another clip (or report this clip as a bug)")
+    timings["analyze_total"] = time.perf_counter() - t0
+    say(1.0, "Done")
+    return MatchState(
+        analysis=analysis,
+        candidates=list(candidates),
+        candidate_losses=losses,
+        best_index=best,
+        predicted_audio=matched,
+        predicted_loss=float(losses[best]),
+        timings=timings,
+    )
+
+
+def refine_stream(state: MatchState, budget, seed: int = 0, renderer=None, *,
+                  stop: threading.Event | None = None, **refine_kwargs) -> Iterator[RefineUpdate]:
+    """Refine the best preset so far towards the clip; yields a ``RefineUpdate`` per CMA-ES generation.
+
+    ``budget``: a ``refine.Budget`` or a number of renders. A second call
+    continues from the refined preset (the loss history and render count
+    carry on). ``stop`` (default: ``state.stop``, cleared here) ends the run
+    after the current generation with a final update. Closing this generator
+    closes the refinement, which stops submitting renders (a ``renderer``
+    passed in stays open for others; one made by refinement is shut down).
+    The seed of run n is ``seed + n`` so repeated runs explore differently.
+    """
+    from . import refine as rf
+
+    stop = state.stop if stop is None else stop
+    stop.clear()
+    start = state.best_preset
+    offset = state.refine_renders
+    run = state.refine_runs
+    t0 = time.perf_counter()
+    gen = rf.refine(state.analysis, [start], budget, seed=int(seed) + run, renderer=renderer, stop=stop,
+                    **refine_kwargs)
+    history = list(state.history)
+    prev_best: Preset | None = None
+    current = state
+    try:
+        for ev in gen:
+            improved = ev.best is not prev_best
+            prev_best = ev.best
+            history.append((offset + int(ev.renders), float(ev.best_loss), float(ev.generation_loss)))
+            timings = dict(current.timings)
+            timings["refine"] = state.timings.get("refine", 0.0) + (time.perf_counter() - t0)
+            current = dataclasses.replace(
+                current,
+                refined=ev.best,
+                refined_audio=ev.best_audio if improved or current.refined_audio is None else current.refined_audio,
+                refined_loss=float(ev.best_loss),
+                history=tuple(history),
+                refine_renders=offset + int(ev.renders),
+                refine_generations=state.refine_generations + int(ev.generation),
+                refine_runs=run + 1,
+                refine_reason=ev.reason if ev.done else "",
+                timings=timings,
+            )
+            yield RefineUpdate(current, ev, improved)
+    finally:
+        gen.close()
+
+
+def export(state: MatchState, folder: str | Path, name: str | None = None) -> Path:
+    """Save the best preset so far as ``<folder>/<clip stem>.vital`` (the preset is named after the clip)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise SessionError(f"cannot save the preset: {folder} is not a folder")
+    stem = safe_stem(name) if name else state.stem
+    a = state.analysis
+    how = (f"refined with {state.refine_renders} renders, loss {state.best_loss:.3f}" if state.refined is not None
+           else f"predicted, loss {state.best_loss:.3f}")
+    pitch = a.note_name() if a.pitched else "unpitched, matched at C4"
+    preset = state.best_preset.with_meta(
+        name=stem, author="Vital Inverse",
+        comments=f"Matched by Vital Inverse to '{a.source_name}' ({pitch}); {how}.",
+    )
+    return preset.save(folder / f"{stem}.vital")
+
+
+_KIND_ORDER = ("oscillator", "sample", "filter", "envelope", "lfo", "effect", "modulation")
+
+
+def parameter_table(preset: Preset, renderer=None) -> list[list[str]]:
+    """Rows (``TABLE_COLUMNS``: module, setting, value, note) of the modules that are on and audible.
+
+    Read from the tutorial's report: Vital's own display names and value text
+    (with units) after loading the preset into Vita. Order: oscillators
+    (and sample), filters, envelopes, LFOs, effects, then modulation.
+    ``renderer``: a ``synth.Renderer`` to load the preset into (default:
+    this thread's own).
+    """
+    from .tutorial import build_report
+
+    report = build_report(preset, renderer=renderer)
+    sections = sorted(report.sections, key=lambda s: _KIND_ORDER.index(s.kind))
+    rows: list[list[str]] = []
+    for s in sections:
+        for i in s.items:
+            setting = i.display_name
+            if s.kind != "modulation" and setting.startswith(s.title + " ") and len(setting) > len(s.title) + 1:
+                setting = setting[len(s.title) + 1:]
+            note = "; ".join(x for x in (i.hint, "as in Init" if not i.changed else "") if x)
+            rows.append([s.title, setting, i.text_value, note])
+    return rows
+
+
+def warm_worker(_: int = 0) -> int:
+    """Run in a render worker at start-up: import and run the refinement loss once (torch, auraloss)
+    so the first refinement does not pay for it on a user's request. Returns the worker's pid."""
+    import os
+
+    from .refine import loss
+
+    t = np.linspace(0.0, 1.0, 8192, dtype=np.float32)
+    x = np.stack([np.sin(2 * np.pi * 220 * t)] * 2).astype(np.float32)
+    loss(x, x * 0.5)
+    return os.getpid()
+
+
+# --------------------------------------------------------------------------
+# One call for the command line
+# --------------------------------------------------------------------------
+
+
+def match_clip(path, refine_evals: int = 0, seed: int = 0, out: str | Path | None = None, k: int = 4, *,
+               predictor=None, renderer=None, checkpoint: str | None = None,
+               progress: Callable[[str], None] | None = None) -> dict:
+    """Match one clip end to end; the result as one JSON-ready dict.
+
+    For ``vital-inverse match CLIP [--out X.vital] [--refine-evals N] [--seed S] [--json]``.
+    ``out``: the .vital to write (default ``<clip stem>.vital`` in the current
+    folder; a folder -> ``<folder>/<clip stem>.vital``). ``refine_evals``: render
+    budget of the CMA-ES refinement (0 = prediction only). ``predictor``/
+    ``renderer`` may be passed in to reuse them; otherwise the default
+    checkpoint (or ``checkpoint``) is loaded and a ParallelRenderer is made
+    and closed here.
+    """
+    from .predict import PresetPredictor
+    from .refine import Budget
+    from .synth import ParallelRenderer
+    from .tutorial import offline_tutorial
+
+    if isinstance(refine_evals, bool) or int(refine_evals) < 0:
+        raise SessionError(f"the refinement budget must be 0 or more renders, got {refine_evals!r}")
+    say = progress or (lambda m: None)
+    t0 = time.perf_counter()
+    t = time.perf_counter()
+    predictor = predictor or PresetPredictor.load(checkpoint)
+    load_seconds = time.perf_counter() - t
+    own = renderer is None
+    renderer = renderer or ParallelRenderer()
+    try:
+        say("analysing")
+        state = analyze_clip(path, predictor, renderer, k=k,
+                             progress=lambda f, m: say(m) if progress else None)
+        if int(refine_evals) > 0:
+            say(f"refining ({int(refine_evals)} renders)")
+            for update in refine_stream(state, Budget(renders=int(refine_evals), seconds=None), seed, renderer):
+                state = update.state
+                ev = update.event
+                say(f"generation {ev.generation}: {ev.renders} renders, best loss {ev.best_loss:.4f}")
+    finally:
+        if own:
+            renderer.close()
+    t = time.perf_counter()
+    target = Path(out) if out is not None else Path.cwd() / f"{state.stem}.vital"
+    if target.is_dir():
+        target = target / f"{state.stem}.vital"
+    if not target.parent.is_dir():
+        raise SessionError(f"cannot write {target}: the folder {target.parent} does not exist")
+    name = target.stem if target.suffix == ".vital" else target.name
+    saved = export(state, target.parent, name=name)
+    if saved.name != target.name and target.suffix == ".vital":
+        saved = saved.replace(target)
+    export_seconds = time.perf_counter() - t
+    t = time.perf_counter()
+    a = state.analysis
+    text = offline_tutorial(state.best_preset, int(a.note), bool(a.pitched))
+    tutorial_seconds = time.perf_counter() - t
+    timings = {"load_model": load_seconds, **state.timings, "export": export_seconds, "tutorial": tutorial_seconds,
+               "total": time.perf_counter() - t0}
+    return {
+        "clip": str(path),
+        "note": int(a.note),
+        "note_name": a.note_name(),
+        "cents": float(a.cents),
+        "pitched": bool(a.pitched),
+        "confidence": float(a.confidence),
+        "f0_hz": a.f0_hz,
+        "note_seconds": float(a.note_seconds),
+        "render_seconds": float(a.render_seconds),
+        "losses": {
+            "predicted": float(state.predicted_loss),
+            "refined": None if state.refined_loss is None else float(state.refined_loss),
+            "candidates": [float(x) if math.isfinite(x) else None for x in state.candidate_losses],
+        },
+        "candidates": [c.label for c in state.candidates],
+        "chosen_candidate": int(state.best_index),
+        "refine": {"renders": state.refine_renders, "generations": state.refine_generations,
+                   "reason": state.refine_reason or None, "seed": int(seed)},
+        "timings": {k_: round(float(v), 4) for k_, v in timings.items()},
+        "paths": {"preset": str(saved), "checkpoint": str(getattr(predictor, "source", ""))},
+        "tutorial": text,
+    }
