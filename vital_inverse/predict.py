@@ -88,7 +88,13 @@ class PresetPredictor:
         cfg = ModelConfig.from_dict(info.model)
         model = Predictor(cfg, ast_source=ast_source)
         weights = ckpt.load_weights(folder)
-        missing, unexpected = model.load_state_dict(weights, strict=False)
+        try:
+            missing, unexpected = model.load_state_dict(weights, strict=False)
+        except RuntimeError as e:  # same names, other shapes: made by another version of the model code
+            raise ckpt.CheckpointError(
+                f"{folder} was saved by a different version of the model code ({str(e).splitlines()[1].strip()}); "
+                "retrain it with `vital-inverse train` or use the checkpoint shipped with this version"
+            ) from None
         missing = [k for k in missing if not k.startswith("encoder.ast.")]
         if missing or unexpected:
             raise ckpt.CheckpointError(f"{folder} does not match its config (missing {missing[:3]}, unexpected {unexpected[:3]})")
