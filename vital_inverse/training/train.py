@@ -218,7 +218,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
                 torch.nn.utils.clip_grad_norm_(params, cfg.clip)
                 opt.step()
                 sched.step()
-                sums["loss"] += float(loss) * len(p)
+                sums["loss"] += loss.item() * len(p)
                 for k, v in parts.items():
                     sums[k] += v * len(p)
                 bar.set_postfix(loss=f"{float(loss):.4f}")
