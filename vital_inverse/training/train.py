@@ -70,8 +70,17 @@ class Inputs:
         else:
             self.x = ast_cache(model, data, cache_dir)  # (P, N, L, D) float16
 
-    def batch(self, p: np.ndarray, n: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(self.x[p, n].astype(np.float32))
+    def batch(self, p: np.ndarray, n: np.ndarray, rng: np.random.Generator | None = None) -> torch.Tensor:
+        """Inputs for (preset, note) pairs; with ``rng``, log-mels are delayed by 0-2 frames
+        (up to 23 ms at hop 512) so the model does not rely on the exact onset a
+        render has and a trimmed user clip may not."""
+        x = self.x[p, n].astype(np.float32)
+        if rng is not None and self.encoder == "compact":
+            for i, shift in enumerate(rng.integers(0, 3, len(x))):
+                if shift:
+                    x[i, :, shift:] = x[i, :, :-shift].copy()
+                    x[i, :, :shift] = x[i].min()
+        return torch.from_numpy(x)
 
 
 def ast_cache(model, data: ds.LoadedData, cache_dir: Path | None) -> np.ndarray:
@@ -209,7 +218,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
             for b in bar:
                 idx = pairs[order[b:b + cfg.batch_size]]
                 p, n = idx[:, 0], idx[:, 1]
-                x = train_x.batch(p, n)
+                x = train_x.batch(p, n, rng)
                 note = torch.tensor([train_data.meta.notes[k] for k in n])
                 outputs = model(x, note, cached=cfg.encoder == "ast")
                 loss, parts = loss_fn(outputs, _batch_targets(train_t, p), weights, cfg.ce_weight)
