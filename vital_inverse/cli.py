@@ -37,6 +37,16 @@ def _notes(text: str) -> list[int]:
     return notes
 
 
+def _ints(text: str) -> list[int]:
+    try:
+        out = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not out or any(v <= 0 for v in out):
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return out
+
+
 def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vital-inverse", description="Hear a synth sound, get the Vital preset that makes it.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -100,6 +110,9 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--ast-source", default=None, help="AST weights folder or Hub id (default MIT/ast-finetuned-audioset-10-10-0.4593)")
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--time-limit", type=float, default=None, help="minutes; stop after the epoch that passes it")
+    p.add_argument("--channels", type=_ints, default=None, help="compact encoder widths, e.g. 96,128,192")
+    p.add_argument("--embed-dim", type=int, default=None)
+    p.add_argument("--hidden", type=int, default=None)
     p.add_argument("--no-progress", action="store_true")
 
     p = sub.add_parser("publish", help="push a checkpoint folder to the Hugging Face Hub")
@@ -239,7 +252,9 @@ def _train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(data=str(args.data), out=str(args.out), encoder=args.encoder, epochs=args.epochs,
                       batch_size=args.batch_size, lr=args.lr, seed=args.seed, limit=args.limit,
                       val_audio_items=args.val_audio_items, importance=str(args.importance) if args.importance else None,
-                      ast_source=args.ast_source, workers=args.workers, time_limit_minutes=args.time_limit)
+                      ast_source=args.ast_source, workers=args.workers, time_limit_minutes=args.time_limit,
+                      channels=tuple(args.channels) if args.channels else None, embed_dim=args.embed_dim,
+                      hidden=args.hidden)
     best = train(cfg, progress=not args.no_progress)
     print(f"best epoch {best.get('epoch')}: val MSS {best.get('val_mss', float('nan')):.2f} dB; checkpoint in {args.out}")
     return 0

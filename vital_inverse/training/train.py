@@ -49,6 +49,9 @@ class TrainConfig:
     workers: int | None = None
     threads: int | None = None
     time_limit_minutes: float | None = None  # stop cleanly after this long (resume continues)
+    channels: tuple[int, ...] | None = None  # compact encoder widths (default: ModelConfig's)
+    embed_dim: int | None = None
+    hidden: int | None = None
 
 
 class TrainingError(ds.DatasetError):
@@ -176,7 +179,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     train_data = ds.load(cfg.data, ("train",), space_hash=space.hash, limit=cfg.limit)
     val_data = ds.load(cfg.data, ("val",), space_hash=space.hash)
     torch.manual_seed(cfg.seed)
-    model = Predictor(model_config_for(space, encoder=cfg.encoder), ast_source=cfg.ast_source)
+    sizes = {k: v for k, v in (("channels", list(cfg.channels) if cfg.channels else None),
+                                ("embed_dim", cfg.embed_dim), ("hidden", cfg.hidden)) if v is not None}
+    model = Predictor(model_config_for(space, encoder=cfg.encoder, **sizes), ast_source=cfg.ast_source)
     train_t = make_targets(space, train_data.continuous, train_data.categorical)
     val_t = make_targets(space, val_data.continuous, val_data.categorical)
     cache_dir = Path(cfg.data) / "cache"
@@ -230,7 +235,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
                 sums["loss"] += loss.item() * len(p)
                 for k, v in parts.items():
                     sums[k] += v * len(p)
-                bar.set_postfix(loss=f"{float(loss):.4f}")
+                bar.set_postfix(loss=f"{loss.item():.4f}")
             bar.close()
             row = {"epoch": epoch + 1, "lr": sched.get_last_lr()[0]}
             row.update({f"train_{k}": v / len(pairs) for k, v in sums.items()})
