@@ -110,6 +110,8 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--ast-source", default=None, help="AST weights folder or Hub id (default MIT/ast-finetuned-audioset-10-10-0.4593)")
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--time-limit", type=float, default=None, help="minutes; stop after the epoch that passes it")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads (1 is much faster when other jobs share the cores: OpenMP spins)")
     p.add_argument("--channels", type=_ints, default=None, help="compact encoder widths, e.g. 96,128,192")
     p.add_argument("--embed-dim", type=int, default=None)
     p.add_argument("--hidden", type=int, default=None)
@@ -254,7 +256,7 @@ def _train(args: argparse.Namespace) -> int:
                       val_audio_items=args.val_audio_items, importance=str(args.importance) if args.importance else None,
                       ast_source=args.ast_source, workers=args.workers, time_limit_minutes=args.time_limit,
                       channels=tuple(args.channels) if args.channels else None, embed_dim=args.embed_dim,
-                      hidden=args.hidden)
+                      hidden=args.hidden, threads=args.threads)
     best = train(cfg, progress=not args.no_progress)
     print(f"best epoch {best.get('epoch')}: val MSS {best.get('val_mss', float('nan')):.2f} dB; checkpoint in {args.out}")
     return 0
