@@ -115,6 +115,8 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--channels", type=_ints, default=None, help="compact encoder widths, e.g. 96,128,192")
     p.add_argument("--embed-dim", type=int, default=None)
     p.add_argument("--hidden", type=int, default=None)
+    p.add_argument("--dropout", type=float, default=None)
+    p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--no-progress", action="store_true")
 
     p = sub.add_parser("publish", help="push a checkpoint folder to the Hugging Face Hub")
@@ -256,7 +258,8 @@ def _train(args: argparse.Namespace) -> int:
                       val_audio_items=args.val_audio_items, importance=str(args.importance) if args.importance else None,
                       ast_source=args.ast_source, workers=args.workers, time_limit_minutes=args.time_limit,
                       channels=tuple(args.channels) if args.channels else None, embed_dim=args.embed_dim,
-                      hidden=args.hidden, threads=args.threads)
+                      hidden=args.hidden, threads=args.threads,
+                      dropout=args.dropout, weight_decay=args.weight_decay)
     best = train(cfg, progress=not args.no_progress)
     print(f"best epoch {best.get('epoch')}: val MSS {best.get('val_mss', float('nan')):.2f} dB; checkpoint in {args.out}")
     return 0

@@ -52,6 +52,7 @@ class TrainConfig:
     channels: tuple[int, ...] | None = None  # compact encoder widths (default: ModelConfig's)
     embed_dim: int | None = None
     hidden: int | None = None
+    dropout: float | None = None
 
 
 class TrainingError(ds.DatasetError):
@@ -180,7 +181,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     val_data = ds.load(cfg.data, ("val",), space_hash=space.hash)
     torch.manual_seed(cfg.seed)
     sizes = {k: v for k, v in (("channels", list(cfg.channels) if cfg.channels else None),
-                                ("embed_dim", cfg.embed_dim), ("hidden", cfg.hidden)) if v is not None}
+                                ("embed_dim", cfg.embed_dim), ("hidden", cfg.hidden),
+                                ("dropout", cfg.dropout)) if v is not None}
     model = Predictor(model_config_for(space, encoder=cfg.encoder, **sizes), ast_source=cfg.ast_source)
     train_t = make_targets(space, train_data.continuous, train_data.categorical)
     val_t = make_targets(space, val_data.continuous, val_data.categorical)
@@ -353,6 +355,7 @@ def _save_checkpoint(out: Path, model, space: ParamSpace, train_data: ds.LoadedD
               "render_seconds": meta.render_seconds},
         metrics={k: float(v) for k, v in best.items()},
         training={"epochs_run": len(history), "epochs": cfg.epochs, "batch_size": cfg.batch_size, "lr": cfg.lr,
+                  "weight_decay": cfg.weight_decay, "importance": bool(cfg.importance) or (Path(cfg.data) / "importance.json").exists(),
                   "seconds": round(seconds, 1), "encoder": cfg.encoder,
                   "parameters": int(sum(p.numel() for p in model.parameters() if p.requires_grad))},
     )
@@ -377,8 +380,9 @@ ParamSpace `{info.space_hash}` (the project's own wavetable bank, fixed modulati
 validation presets, split by preset. No human-made preset was used for training.
 
 ## Training
-{t.get('epochs_run')} epochs (batch {t.get('batch_size')}, AdamW, lr {t.get('lr')}, cosine), {t.get('parameters'):,}
-trainable parameters, {t.get('seconds', 0) / 60:.1f} minutes on a 2-core CPU (no GPU).
+Chosen by validation audio score at epoch {t.get('epochs_run')} of a {t.get('epochs')}-epoch schedule (batch
+{t.get('batch_size')}, AdamW, lr {t.get('lr')}, warm-up + cosine), {t.get('parameters'):,} trainable parameters;
+{t.get('seconds', 0) / 60:.1f} minutes of training up to that epoch on a 2-core CPU (no GPU).
 
 ## Scores (validation presets, rendered through Vita)
 - MSS: {m.get('val_mss', float('nan')):.2f} dB, MRSTFT: {m.get('val_mrstft', float('nan')):.3f}
