@@ -37,8 +37,12 @@ class Candidate:
     probability: float
     changes: dict[str, str] = field(default_factory=dict)  # categoricals swapped from the arg-max: name -> option
 
+    source: str = "network"  # "network" or "retrieval" (a training preset that sounds alike)
+
     @property
     def label(self) -> str:
+        if self.source == "retrieval":
+            return f"nearest training preset (log-mel distance {self.probability:.0f})"
         if not self.changes:
             return f"best guess (p={self.probability:.2f})"
         return ", ".join(f"{k}={v}" for k, v in self.changes.items()) + f" (p={self.probability:.2f})"
@@ -77,6 +81,7 @@ class PresetPredictor:
         self.space = space
         self.features = FeatureConfig.from_dict(info.features)
         self.source = source
+        self.index = None
 
     @classmethod
     def load(cls, source: str | Path | None = None, space: ParamSpace | None = None,
@@ -98,7 +103,11 @@ class PresetPredictor:
         missing = [k for k in missing if not k.startswith("encoder.ast.")]
         if missing or unexpected:
             raise ckpt.CheckpointError(f"{folder} does not match its config (missing {missing[:3]}, unexpected {unexpected[:3]})")
-        return cls(model, info, space, str(folder))
+        predictor = cls(model, info, space, str(folder))
+        from .retrieval import RetrievalIndex
+
+        predictor.index = RetrievalIndex.load(folder)
+        return predictor
 
     # -- inputs -------------------------------------------------------------
     def model_input(self, audio: np.ndarray, sample_rate: int = 44100):
@@ -119,8 +128,9 @@ class PresetPredictor:
         return cont[0].numpy(), routes[0].numpy(), [torch.softmax(l[0], 0).numpy() for l in logits]
 
     # -- candidates -----------------------------------------------------------
-    def predict(self, analysis, k: int = 4) -> list[Candidate]:
-        """The K most probable candidates for an intake ``Analysis`` (best first)."""
+    def predict(self, analysis, k: int = 4, retrieval: int = 2) -> list[Candidate]:
+        """The K most probable network candidates for an intake ``Analysis`` (best first), then up to
+        ``retrieval`` nearest training presets when the checkpoint ships a retrieval index."""
         if k < 1:
             raise ValueError("k must be at least 1")
         cont, routes, probs = self.distributions(analysis.audio, analysis.note)
@@ -138,6 +148,11 @@ class PresetPredictor:
             preset = Preset(values=self.space.canonical(vals), name=f"{name} (Vital Inverse)",
                             comments="Predicted by Vital Inverse", space_hash=self.space.hash)
             out.append(Candidate(preset, math.exp(logp), changes))
+        if self.index is not None and retrieval > 0 and self.model.cfg.encoder == "compact":
+            mel = log_mel(analysis.audio, self.features)
+            for preset, dist in self.index.presets(self.space, mel, analysis.note, retrieval):
+                preset = preset.with_meta(name=f"{name} (Vital Inverse)", comments="Nearest training preset (Vital Inverse)")
+                out.append(Candidate(preset, dist, {}, source="retrieval"))
         return out
 
     def _with_categoricals(self, values: dict[str, float], choice: Sequence[int]) -> dict[str, float]:
