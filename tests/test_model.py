@@ -179,3 +179,20 @@ def test_layer_mix_is_a_softmax_over_layers():
 def test_model_config_round_trip(space):
     cfg = model_config_for(space, encoder="compact")
     assert ModelConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+
+
+def test_retrieval_index_finds_a_training_item_from_its_own_render(tiny_data, tmp_path, space, renderer):
+    from vital_inverse.retrieval import RetrievalIndex, build_for_checkpoint
+
+    path = build_for_checkpoint(tiny_data, tmp_path, space.hash, n_components=8)
+    index = RetrievalIndex.load(tmp_path)
+    assert path.exists() and index is not None
+    data = ds.load(tiny_data, ("train",))
+    item = int(data.index[0])
+    (found, dist), *_ = index.query(data.mel[0, 1].astype(np.float32), note=60, r=1)
+    assert found == item and dist < 1e-1 * np.linalg.norm(index.codes[:, 1].astype(np.float32).std(0))
+    # a fresh render of that preset retrieves it too (Vita's run-to-run noise is small next to other presets)
+    audio = renderer.render(sample_preset(space, 5, item), 60, 0.8, 0.3, SECONDS)
+    from vital_inverse.features import log_mel
+
+    assert index.query(log_mel(audio, FeatureConfig(seconds=SECONDS)), 60, r=3)[0][0] == item

@@ -70,10 +70,12 @@ def refined(state, pool) -> tuple[session.MatchState, list]:
     return updates[-1].state, updates
 
 
-def test_analyze_clip_renders_candidates_and_keeps_the_closest(state):
+def test_analyze_clip_renders_candidates_and_keeps_the_closest(state, predictor):
     a = state.analysis
     assert (a.note, a.pitched, a.source_name) == (64, True, "keys-vibraphone")
-    assert len(state.candidates) == 4 and len(state.candidate_losses) == 4
+    n = 4 + (2 if predictor.index is not None else 0)  # K network candidates + retrieval ones
+    assert len(state.candidates) == n and len(state.candidate_losses) == n
+    assert [c.source for c in state.candidates].count("network") == 4
     assert all(np.isfinite(state.candidate_losses))
     assert state.best_index == int(np.argmin(state.candidate_losses))
     assert state.predicted is state.candidates[state.best_index].preset

@@ -1,0 +1,179 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""CMA-ES refinement with real Vita renders: short notes, tiny budgets, two workers."""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from vital_inverse import metrics
+from vital_inverse.errors import UserError
+from vital_inverse.intake import TARGET_PEAK, Analysis
+from vital_inverse.preset import Preset
+from vital_inverse.refine import Budget, RefineConfig, RefineError, RefineEvent, loss, refine
+from vital_inverse.synth import ParallelRenderer
+
+NOTE_S, RENDER_S = 0.3, 0.5
+
+
+def _analysis(audio: np.ndarray, note: int = 60, note_s: float = NOTE_S, render_s: float = RENDER_S) -> Analysis:
+    return Analysis(audio, 44100, note, 0.0, 1.0, True, 261.63, note_s, render_s, 1.0, "test")
+
+
+@pytest.fixture(scope="module")
+def target(renderer) -> Analysis:
+    """Init with its filter on, the cutoff lowered and another wave frame: a sound Init can reach."""
+    truth = Preset.from_values({"filter_1_on": 1.0, "filter_1_cutoff": 45.0, "osc_1_wave_frame": 160.0})
+    audio = renderer.render(truth, 60, 0.8, NOTE_S, RENDER_S)
+    return _analysis((audio * (TARGET_PEAK / np.abs(audio).max())).astype(np.float32))
+
+
+@pytest.fixture(scope="module")
+def pool(target):
+    with ParallelRenderer(workers=2) as pr:
+        pr.warm()
+        list(refine(target, [Preset.init()], 2, renderer=pr))  # workers import the scorer, see the target
+        yield pr
+
+
+def test_loss_is_mrstft_after_matching_the_targets_rms(target, renderer):
+    audio = renderer.render(Preset.init(), 60, 0.8, NOTE_S, RENDER_S)
+    scaled = audio * np.sqrt(np.mean(target.audio.astype(np.float64) ** 2) / np.mean(audio.astype(np.float64) ** 2))
+    assert loss(target.audio, audio) == pytest.approx(metrics.mrstft(scaled, target.audio), rel=1e-4)
+    # the render's level does not matter, its length is matched to the target's
+    assert loss(target.audio, 0.1 * audio) == pytest.approx(loss(target.audio, audio), rel=1e-4)
+    assert loss(target.audio, audio[:, :-500]) > 0
+    assert loss(target.audio, target.audio) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_refinement_lowers_the_loss_and_events_are_well_formed(target, pool):
+    events = list(refine(target, [Preset.init()], Budget(renders=3 + 3 * 8 + 6), seed=3, renderer=pool, popsize=8))
+    assert all(isinstance(e, RefineEvent) for e in events)
+    assert [e.generation for e in events] == list(range(len(events)))
+    assert len(events) >= 4  # the start and ~3 generations
+    renders = [e.renders for e in events]
+    assert renders[0] == 3  # one start + two re-scoring renders
+    assert all(b > a for a, b in itertools.pairwise(renders)) and renders[-1] <= 33
+    best = [e.best_loss for e in events]
+    assert all(b <= a for a, b in itertools.pairwise(best))  # the incumbent only changes for a lower re-scored loss
+    assert best[-1] < 0.93 * best[0], best  # ~13% in 3 generations with the default small step
+    assert [e.done for e in events] == [False] * (len(events) - 1) + [True]
+    assert events[-1].reason == "budget" and all(e.reason == "" for e in events[:-1])
+    assert np.all(np.diff([e.elapsed for e in events]) >= 0)
+    last = events[-1]
+    assert last.best_audio.dtype == np.float32 and last.best_audio.shape == target.audio.shape
+    # Init's filter is off: refinement switches it on fully open so its cutoff and envelope 2 can be searched
+    assert {"osc_1_wave_frame", "filter_1_cutoff", "env_2_decay", "mod_env2_filter1_cutoff"} <= set(last.searched)
+    assert "filter_2_cutoff" not in last.searched and "osc_2_level" not in last.searched  # inaudible: not searched
+    assert last.population.shape[1] == len(last.searched)
+    assert last.best.values["filter_1_on"] == 1.0 and last.best.values["osc_2_on"] == 0.0
+    assert last.best.to_vital_dict()["settings"]["osc_1_wave_frame"] == last.best.values["osc_1_wave_frame"]
+    # the reported loss is honest: a fresh render of the best scores about the same
+    fresh = loss(target.audio, pool.render_many([last.best], 60, 0.8, NOTE_S, RENDER_S)[0])
+    assert fresh == pytest.approx(last.best_loss, rel=0.1, abs=0.05)
+
+
+def test_categoricals_stay_those_of_the_start_without_open_filter(target, pool):
+    gen = refine(target, [Preset.init()], 20, renderer=pool, popsize=4, config=RefineConfig(open_filter=False))
+    events = [next(gen), next(gen)]
+    gen.close()
+    assert "filter_1_cutoff" not in events[-1].searched and "osc_1_level" in events[-1].searched
+    assert all(e.best.values["filter_1_on"] == 0.0 for e in events)
+
+
+def test_best_start_is_picked_and_counted(target, pool):
+    near = Preset.from_values({"filter_1_on": 1.0, "filter_1_cutoff": 50.0, "osc_1_wave_frame": 150.0})
+    gen = refine(target, [Preset.init(), near], Budget(renders=20), renderer=pool, popsize=4)
+    first = next(gen)
+    gen.close()
+    assert first.generation == 0 and first.renders == 2 + 2
+    assert first.best.values["filter_1_on"] == 1.0 and "filter_1_cutoff" in first.searched
+
+
+def _children() -> set[int]:
+    return {p.pid for p in multiprocessing.active_children()}
+
+
+def test_closing_after_the_first_event_stops_promptly_and_frees_the_workers(target, pool):
+    before = _children()
+    gen = refine(target, [Preset.init()], Budget(renders=10_000), seed=1)  # creates its own renderer
+    assert _children() == before  # nothing starts before the first next()
+    first = next(gen)
+    assert not first.done and _children() - before  # its workers are running
+    t = time.monotonic()
+    gen.close()
+    assert time.monotonic() - t < 10.0
+    deadline = time.monotonic() + 5.0
+    while _children() - before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not (_children() - before), "refine left worker processes behind"
+    # a renderer passed in by the caller stays open
+    gen = refine(target, [Preset.init()], 100, renderer=pool, popsize=4)
+    next(gen)
+    gen.close()
+    assert pool.render_many([Preset.init()], 60, 0.8, 0.1, 0.1)[0].shape == (2, 4410)
+
+
+def test_time_budget_is_honoured(target, pool):
+    t = time.monotonic()
+    events = list(refine(target, [Preset.init()], Budget(renders=None, seconds=3.0), renderer=pool, popsize=6))
+    wall = time.monotonic() - t
+    assert events[-1].done and events[-1].reason == "time"
+    steps = np.diff([0.0] + [e.elapsed for e in events])  # the start, then each generation
+    gen = max(float(steps.max()), 0.2)
+    assert wall <= 3.0 + gen + 1.0, (wall, steps)  # it stops within one generation of the limit
+    assert events[-1].elapsed >= 3.0 - gen, (wall, steps)  # and uses the time it has
+
+
+def test_stop_event_ends_with_a_final_stopped_event(target, pool):
+    stop = threading.Event()
+    events = []
+    for e in refine(target, [Preset.init()], 1000, renderer=pool, popsize=4, stop=stop):
+        events.append(e)
+        stop.set()
+    # the final event repeats the state at the stop: no generation was started after it
+    assert len(events) == 2 and events[1].done and events[1].reason == "stopped" and not events[0].done
+    assert events[1].renders == events[0].renders and events[1].best is events[0].best
+
+
+def _first_generation(target, pool, seed):
+    gen = refine(target, [Preset.init()], 100, seed=seed, renderer=pool, popsize=4)
+    try:
+        next(gen)
+        return next(gen).population
+    finally:
+        gen.close()
+
+
+def test_same_seed_asks_the_same_first_generation(target, pool):
+    a = _first_generation(target, pool, seed=7)
+    b = _first_generation(target, pool, seed=7)
+    c = _first_generation(target, pool, seed=8)
+    assert a.shape == (4, b.shape[1]) and np.array_equal(a, b)
+    assert not np.allclose(a, c)
+    assert not np.allclose(_first_generation(target, pool, seed=0), c)  # seed 0 is a seed, not "from the clock"
+
+
+def test_bad_inputs_raise_clear_refine_errors(target):
+    init = [Preset.init()]
+    assert issubclass(RefineError, UserError)
+    with pytest.raises(RefineError, match="silent"):
+        refine(_analysis(np.zeros((2, 22050), np.float32)), init)
+    with pytest.raises(RefineError, match=r"1000 samples .* at least"):
+        refine(_analysis(target.audio[:, :1000], render_s=1000 / 44100, note_s=0.01), init)
+    for budget in (Budget(renders=0), 0, Budget(renders=None, seconds=None), Budget(renders=-5, seconds=0.0)):
+        with pytest.raises(RefineError, match="budget is empty"):
+            refine(target, init, budget)
+    with pytest.raises(RefineError, match="no start preset"):
+        refine(target, [])
+    with pytest.raises(RefineError, match="ParamSpace other"):
+        refine(target, [Preset(values=init[0].values, space_hash="other")])
+    with pytest.raises(RefineError, match="popsize"):
+        refine(target, init, popsize=1)
+    with pytest.raises(RefineError, match="sigma0"):
+        refine(target, init, sigma0=0.0)
