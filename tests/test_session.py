@@ -145,8 +145,9 @@ def test_export_loads_in_vita_and_sounds_like_the_refined_player(refined, tmp_pa
     a = final.analysis
     r = Renderer()
     from_file = session.match_audio(r.render(path.read_text(), a.note, 0.8, a.note_seconds, a.render_seconds), a.audio)
-    fresh = session.match_audio(r.render(final.refined, a.note, 0.8, a.note_seconds, a.render_seconds), a.audio)
-    noise = mrstft(fresh, final.refined_audio)  # a fresh render of the same preset: run-to-run noise
+    # run-to-run noise: fresh renders of the same preset (its spread is wide, see BENCHMARKS.md, so take several)
+    noise = max(mrstft(session.match_audio(r.render(final.refined, a.note, 0.8, a.note_seconds, a.render_seconds),
+                                           a.audio), final.refined_audio) for _ in range(3))
     assert mrstft(from_file, final.refined_audio) <= 1.5 * noise + 0.05
 
 
@@ -255,4 +256,4 @@ def noise_clip(path: Path) -> Path:
 def test_an_unpitched_clip_is_rendered_at_c4(predictor, pool, tmp_path):
     state = session.analyze_clip(noise_clip(tmp_path / "noise hit.wav"), predictor, pool, k=2)
     assert state.unpitched and state.analysis.note == 60
-    assert state.stem == "noise hit" and len(state.candidates) == 2
+    assert state.stem == "noise hit" and len(state.candidates) == 2 + (2 if predictor.index is not None else 0)

@@ -138,6 +138,8 @@ FAILED_LOSS = 1e3
 _SILENT_PEAK = 1e-6
 #: Renders are scaled to the target's RMS unless they are this quiet (then left as they are).
 _QUIET_RMS = 1e-9
+#: A render whose own RMS is below this (-60 dBFS) is inaudible: scored as failed.
+_INAUDIBLE_RMS = 1e-3
 
 
 class RefineError(UserError):
@@ -312,7 +314,12 @@ class _Scorer:
         return total / len(MRSTFT_RESOLUTIONS)
 
     def score(self, audio: np.ndarray) -> tuple[float, np.ndarray]:
+        raw_rms = _rms(_fit_length(_stereo(audio, "audio"), self.n))
         a = self.match(audio)
+        if raw_rms < _INAUDIBLE_RMS:
+            # Scaling a near-silent render up to the target's loudness scores its noise floor and
+            # artefacts, which can look like a match; a preset nobody can hear is a failed candidate.
+            return FAILED_LOSS, a
         return self.score_matched(a), a
 
 
