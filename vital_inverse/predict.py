@@ -63,7 +63,25 @@ def values_from_outputs(space: ParamSpace, plain: np.ndarray, routes: np.ndarray
         values[p.name] = p.denormalize(float(x))
     for p, c in zip(space.categorical, choice):
         values[p.name] = p.option_values[int(c)]
-    return space.canonical({n: values[n] for n in space.names})
+    return space.canonical(snap_to_prior_support(space, {n: values[n] for n in space.names}))
+
+
+def snap_to_prior_support(space: ParamSpace, values: dict[str, float]) -> dict[str, float]:
+    """Ordinals the training prior draws from a few values (transposes: 0, +-12, ...) take the nearest of them.
+
+    A regression head lands between those values (2 semitones off is a
+    wrong note); the training data never held anything else, so the
+    nearest supported value is the most probable one.
+    """
+    from .data.sampling import CONTINUOUS_PRIORS, _match
+
+    out = dict(values)
+    for p in space.continuous:
+        prior = _match(p.name, CONTINUOUS_PRIORS)
+        if prior is not None and prior.discrete:
+            support = np.array([v for v, _ in prior.discrete], dtype=np.float64)
+            out[p.name] = float(support[np.argmin(np.abs(support - out[p.name]))])
+    return out
 
 
 def model_config_for(space: ParamSpace, **overrides) -> ModelConfig:
