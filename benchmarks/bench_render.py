@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from vital_inverse.preset import Preset, load_vital
-from vital_inverse.synth import ParallelRenderer, RenderJob, Renderer
+from vital_inverse.synth import ParallelRenderer, Renderer, RenderJob
 
 BUSY = Path(__file__).resolve().parents[2] / "shared" / "data" / "human-presets" / "PCMusicSupersaw.vital"
 

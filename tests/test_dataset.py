@@ -56,7 +56,7 @@ def test_latin_hypercube_covers_each_stratum(space):
 def test_priors_look_like_presets_people_make(space):
     s = PresetSampler(space, 1)
     vals = [s.values(i) for i in range(300)]
-    on = lambda v, n: space[n].index_of(v[n]) != 0  # noqa: E731
+    on = lambda v, n: space[n].index_of(v[n]) != 0
     assert np.mean([on(v, "reverb_on") for v in vals]) < 0.5
     assert np.mean([on(v, "flanger_on") for v in vals]) < 0.25
     assert np.mean([on(v, "filter_1_on") for v in vals]) > 0.5

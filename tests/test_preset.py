@@ -111,7 +111,7 @@ def test_changing_an_imported_value_is_exported(human_presets, space):
 
 
 def test_custom_wavetable_is_written(space):
-    from vital_inverse.wavetables import bank_wavetable, bank_names
+    from vital_inverse.wavetables import bank_names, bank_wavetable
 
     table = bank_wavetable(bank_names()[5])
     p = with_custom_wavetable(Preset.init(), 2, table)

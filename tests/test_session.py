@@ -1,8 +1,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The shared pipeline with real parts: intake, the predictor, Vita renders on two workers, CMA-ES.
 
-Uses the shipped checkpoint; while ``checkpoints/default`` does not exist yet,
-``$VITAL_INVERSE_CHECKPOINT`` or the small development checkpoint in /tmp/ctest.
+Uses the shipped checkpoint (or ``$VITAL_INVERSE_CHECKPOINT``).
 Budgets are tiny: these tests check the plumbing, not the quality of a match.
 """
 
@@ -27,19 +26,14 @@ from vital_inverse.refine import Budget
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 CLIP = EXAMPLES / "keys-vibraphone.wav"  # E4, 1.3 s: the shortest example
-DEV_CHECKPOINT = Path("/tmp/ctest")
 
 
 def use_checkpoint() -> None:
-    """Point the predictor at a checkpoint: the shipped one, else the development fallback."""
+    """The shipped checkpoint (or $VITAL_INVERSE_CHECKPOINT) must be there: the app depends on it."""
     from vital_inverse.checkpoint import CONFIG, DEFAULT_DIR
 
-    if (DEFAULT_DIR / CONFIG).exists() or os.environ.get("VITAL_INVERSE_CHECKPOINT"):
-        return
-    if (DEV_CHECKPOINT / CONFIG).exists():
-        os.environ["VITAL_INVERSE_CHECKPOINT"] = str(DEV_CHECKPOINT)
-        return
-    pytest.skip(f"no checkpoint: neither {DEFAULT_DIR} nor {DEV_CHECKPOINT} exists")
+    if not ((DEFAULT_DIR / CONFIG).exists() or os.environ.get("VITAL_INVERSE_CHECKPOINT")):
+        pytest.fail(f"no checkpoint at {DEFAULT_DIR}: the shipped default checkpoint is missing")
 
 
 @pytest.fixture(scope="module")

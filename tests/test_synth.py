@@ -10,7 +10,7 @@ import vita
 from vital_inverse.data.sampling import PresetSampler
 from vital_inverse.features import log_mel
 from vital_inverse.preset import Preset
-from vital_inverse.synth import SAMPLE_RATE, ParallelRenderer, RenderJob, Renderer, render
+from vital_inverse.synth import SAMPLE_RATE, ParallelRenderer, Renderer, RenderJob, render
 
 
 def _dist(a, b):

@@ -43,7 +43,7 @@ class CheckpointInfo:
         return json.dumps(self.__dict__, indent=2)
 
     @classmethod
-    def from_json(cls, text: str) -> "CheckpointInfo":
+    def from_json(cls, text: str) -> CheckpointInfo:
         d = json.loads(text)
         return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 

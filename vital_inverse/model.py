@@ -22,8 +22,8 @@ Configuration is a dataclass saved beside the weights (``ModelConfig``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -56,7 +56,7 @@ class ModelConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ModelConfig":
+    def from_dict(cls, d: dict) -> ModelConfig:
         return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
 
@@ -140,7 +140,7 @@ class ASTEncoder(nn.Module):
         cfg.ast_layers, cfg.ast_dim = n_layers, self.ast.config.hidden_size
         self.mix = LayerMix(n_layers)
 
-    def train(self, mode: bool = True) -> "ASTEncoder":
+    def train(self, mode: bool = True) -> ASTEncoder:
         super().train(mode)
         self.ast.eval()  # frozen: dropout stays off
         return self

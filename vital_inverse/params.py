@@ -27,13 +27,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Iterable, Literal, Mapping
+from typing import Literal
 
 import numpy as np
 
 from .errors import UserError
-
 from .lfo_shapes import SHAPE_NAMES
 
 Kind = Literal["continuous", "ordinal", "categorical"]

@@ -13,9 +13,9 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -103,7 +103,7 @@ class PresetPredictor:
 
     @classmethod
     def load(cls, source: str | Path | None = None, space: ParamSpace | None = None,
-             ast_source: str | None = None) -> "PresetPredictor":
+             ast_source: str | None = None) -> PresetPredictor:
         """Load from a checkpoint folder or Hub repo id (default: the shipped checkpoint)."""
         space = space or default_space()
         folder = ckpt.resolve(source)

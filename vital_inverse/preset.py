@@ -16,9 +16,10 @@ import copy
 import functools
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from .errors import UserError
 from .lfo_shapes import shape_index, shape_json
@@ -52,13 +53,13 @@ class Preset:
 
     # -- construction -----------------------------------------------------
     @classmethod
-    def init(cls, space: ParamSpace | None = None, **meta: Any) -> "Preset":
+    def init(cls, space: ParamSpace | None = None, **meta: Any) -> Preset:
         """Vital's Init preset expressed in the ParamSpace."""
         space = space or default_space()
         return cls(values=space.defaults(), space_hash=space.hash, **meta)
 
     @classmethod
-    def from_values(cls, values: Mapping[str, float | str], space: ParamSpace | None = None, **meta: Any) -> "Preset":
+    def from_values(cls, values: Mapping[str, float | str], space: ParamSpace | None = None, **meta: Any) -> Preset:
         """Build from raw values; categoricals may be given by option name ("Ladder").
 
         Unspecified parameters take Vital's Init value. Unknown names, unknown
@@ -83,13 +84,13 @@ class Preset:
             vals[name] = float(v)
         return cls(values=vals, space_hash=space.hash, **meta)
 
-    def with_values(self, values: Mapping[str, float]) -> "Preset":
+    def with_values(self, values: Mapping[str, float]) -> Preset:
         """Copy with some values replaced (base and custom tables kept)."""
         merged = dict(self.values)
         merged.update(values)
         return replace(self, values=merged)
 
-    def with_meta(self, **meta: Any) -> "Preset":
+    def with_meta(self, **meta: Any) -> Preset:
         return replace(self, **meta)
 
     def check_space(self, space: ParamSpace | None = None) -> None:

@@ -39,7 +39,7 @@ class RetrievalIndex:
 
     @classmethod
     def build(cls, mel: np.ndarray, items: np.ndarray, notes, seed: int, n_components: int = 64,
-              fit_rows: int = 2000, rng_seed: int = 0) -> "RetrievalIndex":
+              fit_rows: int = 2000, rng_seed: int = 0) -> RetrievalIndex:
         """PCA over a sample of the (P, N, M, T) log-mels, then every clip's code."""
         from threadpoolctl import threadpool_limits
 
@@ -49,7 +49,7 @@ class RetrievalIndex:
             return cls._build(flat, P, N, items, notes, seed, n_components, fit_rows, rng_seed)
 
     @classmethod
-    def _build(cls, flat, P, N, items, notes, seed, n_components, fit_rows, rng_seed) -> "RetrievalIndex":
+    def _build(cls, flat, P, N, items, notes, seed, n_components, fit_rows, rng_seed) -> RetrievalIndex:
         rng = np.random.default_rng(rng_seed)
         rows = rng.choice(P * N, size=min(fit_rows, P * N), replace=False)
         sample = flat[rows].astype(np.float32)
@@ -82,7 +82,7 @@ class RetrievalIndex:
         return path
 
     @classmethod
-    def load(cls, folder: str | Path) -> "RetrievalIndex | None":
+    def load(cls, folder: str | Path) -> RetrievalIndex | None:
         from safetensors.numpy import load_file
 
         path = Path(folder) / INDEX_FILE

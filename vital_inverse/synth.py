@@ -16,9 +16,9 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Iterable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -290,7 +290,7 @@ class ParallelRenderer:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
-    def __enter__(self) -> "ParallelRenderer":
+    def __enter__(self) -> ParallelRenderer:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -73,7 +73,7 @@ class DatasetMeta:
         return json.dumps(d, indent=2)
 
     @classmethod
-    def from_json(cls, text: str) -> "DatasetMeta":
+    def from_json(cls, text: str) -> DatasetMeta:
         d = json.loads(text)
         d["notes"] = tuple(d["notes"])
         return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
@@ -231,7 +231,7 @@ def load(root: str | Path, splits: tuple[str, ...] = ("train",), space_hash: str
             break
     if not parts["index"] or n == 0:
         raise DatasetError(f"{root} has no accepted items in split(s) {', '.join(splits)} yet")
-    cat = lambda k: np.concatenate(parts[k])[:limit] if parts[k] else None  # noqa: E731
+    cat = lambda k: np.concatenate(parts[k])[:limit] if parts[k] else None
     return LoadedData(meta, cat("index"), cat("continuous").astype(np.float32), cat("categorical").astype(np.int64),
                       cat("mel"), cat("audio"))
 

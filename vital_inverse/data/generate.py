@@ -12,9 +12,9 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -174,7 +174,7 @@ def run(root: str | Path, meta: ds.DatasetMeta, workers: int | None = None, back
 def _local(root: Path, meta: ds.DatasetMeta, todo: list[int], workers: int, bar) -> list[ShardResult]:
     if not todo:
         return []
-    from concurrent.futures import ProcessPoolExecutor, wait, FIRST_COMPLETED
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     ctx = mp.get_context("forkserver") if "forkserver" in mp.get_all_start_methods() else mp.get_context("spawn")
     queue = ctx.Manager().Queue()

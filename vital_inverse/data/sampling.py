@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import fnmatch
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import numpy as np
 from scipy import stats

@@ -133,7 +133,7 @@ class AudioValidation:
         self.note = data.meta.notes[self.note_index]
         sampler = PresetSampler(space, data.meta.seed)
         self.renderer = ParallelRenderer(workers)
-        self._job = lambda preset: RenderJob(preset, self.note, data.meta.velocity, data.meta.note_seconds,  # noqa: E731
+        self._job = lambda preset: RenderJob(preset, self.note, data.meta.velocity, data.meta.note_seconds,
                                              data.meta.render_seconds)
         truth = [sampler.preset(int(data.index[r])) for r in self.rows]
         self.targets = self.renderer.render_jobs([self._job(p) for p in truth])
