@@ -3,12 +3,20 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 HUMAN_PRESETS = ROOT.parent / "shared" / "data" / "human-presets"
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback interface, for a test server."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def human_preset_paths() -> list[Path]:

@@ -11,7 +11,6 @@ each getting their own results.
 from __future__ import annotations
 
 import os
-import socket
 import sys
 import threading
 import time
@@ -24,13 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 sys.path.insert(0, str(ROOT))
 
+from conftest import free_port
 from test_session import use_checkpoint
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +34,7 @@ def server():
     import app
 
     app.ENGINE.start()
-    port = _free_port()
+    port = free_port()
     app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     yield app, f"http://127.0.0.1:{port}/"
     app.demo.close()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -29,21 +28,16 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 sys.path.insert(0, str(ROOT / "tests"))
 
+from conftest import free_port
 from test_session import use_checkpoint
 
 pytestmark = pytest.mark.browser
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server():
     use_checkpoint()
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"}  # offline tutorial in tests
     env.update(PORT=str(port), GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
     ARTIFACTS.mkdir(exist_ok=True)
