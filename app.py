@@ -131,8 +131,7 @@ class Engine:
     @staticmethod
     def _warm_workers(renderer) -> None:
         renderer.warm()
-        # NOTE: ParallelRenderer has no public "run this in every worker"; _executor() is what refine uses too.
-        list(renderer._executor().map(session.warm_worker, range(renderer.workers)))
+        list(renderer.map(session.warm_worker, range(renderer.workers)))
 
     def _warm_here(self, predictor) -> None:
         """Predict, draw, read a report and export once (torch, matplotlib, Vita's Init document)."""

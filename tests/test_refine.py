@@ -95,6 +95,23 @@ def test_best_start_is_picked_and_counted(target, pool):
     assert first.best.values["filter_1_on"] == 1.0 and "filter_1_cutoff" in first.searched
 
 
+def test_a_race_searches_the_runner_up_too_then_keeps_the_leader(target, pool):
+    """race=2: the two best starts are searched in turns for the first part of the budget."""
+    near = Preset.from_values({"filter_1_on": 1.0, "filter_1_cutoff": 50.0, "osc_1_wave_frame": 150.0})
+    far = Preset.from_values({"osc_1_on": 0.0, "osc_2_on": 1.0})  # a different categorical: oscillator 2
+    cfg = RefineConfig(race=2, race_share=0.5, open_filter=False)
+    events = list(refine(target, [far, near, Preset.init()], Budget(renders=3 + 2 * 2 + 8 * 4), seed=1,
+                         renderer=pool, popsize=4, config=cfg))
+    # the start event already counts both entrants' fresh re-scoring (2 renders each)
+    assert events[0].renders == 3 + 2 * 2
+    searched = [frozenset(e.searched) for e in events[1:]]
+    during_race = [s for e, s in zip(events[1:], searched) if e.renders <= 0.5 * 39]
+    assert len(set(during_race)) == 2, "both entrants are searched while the race lasts"
+    assert len(set(searched[-2:])) == 1, "after the race only the leader is searched"
+    assert [e.best_loss for e in events] == sorted((e.best_loss for e in events), reverse=True)
+    assert events[-1].best.values["filter_1_on"] == 1.0  # the near start (filter on) leads the far one
+
+
 def _children() -> set[int]:
     return {p.pid for p in multiprocessing.active_children()}
 

@@ -268,9 +268,9 @@ def parse_methods(method: str | Sequence[str]) -> list[str]:
 
 def _renderer():
     """The render worker's Renderer (in a ParallelRenderer worker) or this thread's own."""
-    from . import synth
+    from .synth import worker_renderer
 
-    return synth._worker_renderer if synth._worker_renderer is not None else synth.thread_renderer()
+    return worker_renderer()
 
 
 _samplers: dict[int, Any] = {}
@@ -321,10 +321,10 @@ class _OneThread:
         import sys
 
         self.torch = sys.modules.get("torch")
-        from . import synth
+        from .synth import in_render_worker
 
         self.prev = None
-        if synth._worker_renderer is None and self.torch is not None:
+        if not in_render_worker() and self.torch is not None:
             self.prev = self.torch.get_num_threads()
             self.torch.set_num_threads(1)
         return self
@@ -700,7 +700,7 @@ def evaluate(set_spec: str, method: str | Sequence[str], out: str | Path, budget
         from .synth import ParallelRenderer
 
         pool = ParallelRenderer(n_workers)
-        ex = pool._executor()  # NOTE: private; see the report (a public ParallelRenderer.submit would do)
+        ex = pool  # has submit(fn, *args), like _Inline
     else:
         ex = _Inline()
     refine_pool = pool

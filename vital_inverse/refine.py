@@ -113,7 +113,7 @@ from .errors import UserError
 from .intake import Analysis
 from .params import ParamSpace, default_space
 from .preset import Preset, PresetError
-from .synth import DEFAULT_VELOCITY, SAMPLE_RATE, ParallelRenderer, RenderJob
+from .synth import DEFAULT_VELOCITY, SAMPLE_RATE, ParallelRenderer, RenderJob, worker_renderer
 
 __all__ = [
     "DEFAULT_POPSIZE",
@@ -184,6 +184,9 @@ class RefineConfig:
     rescore: int = RESCORE_RENDERS  # fresh renders to re-score a new incumbent (0 = trust the draw)
     method: str = "cma"  # "cma", or "random" (uniform in [0, 1] over the same dims; for benchmarks)
     open_filter: bool = True  # a start with filter 1 off gets it on, fully open, so it can be searched
+    diagonal: bool = False  # sep-CMA-ES (diagonal covariance): learns per-dimension steps in fewer renders
+    race: int = 1  # the best-scoring N start presets are each searched, in turns, for the first part of the budget
+    race_share: float = 0.3  # share of the budget (renders, else seconds) the race lasts; then only its leader goes on
 
 
 # --------------------------------------------------------------------------
@@ -280,7 +283,8 @@ class _Scorer:
             p = _power(self.target, n_fft, hop, win)
             mag = np.sqrt(p)
             ydb = self._mel_db(p, n_fft) if self.logmel_weight else None
-            self._ref.append((mag, np.log(mag), float(np.linalg.norm(mag)), ydb))
+            # log power (= 2 log magnitude): the render's side then needs one log and no sqrt before it
+            self._ref.append((mag, np.log(p), float(np.linalg.norm(mag)), ydb))
 
     def _mel_db(self, power: np.ndarray, n_fft: int) -> np.ndarray:
         """Log-mel in dB re the signal's own maximum, floored at -80 dB (MSS-like, level-free)."""
@@ -303,14 +307,21 @@ class _Scorer:
     def score_matched(self, audio: np.ndarray) -> float:
         """Loss of an already matched render (see ``match``)."""
         total = 0.0
-        for (n_fft, hop, win), (ym, ylog, ynorm, ydb) in zip(MRSTFT_RESOLUTIONS, self._ref):
+        for (n_fft, hop, win), (ym, ylogp, ynorm, ydb) in zip(MRSTFT_RESOLUTIONS, self._ref):
             p = _power(audio, n_fft, hop, win, self._bufs)
-            xm = np.sqrt(p)
-            sc = float(np.linalg.norm(xm - ym)) / ynorm
-            logmag = float(np.mean(np.abs(np.log(xm) - ylog), dtype=np.float64))
-            total += sc + logmag
             if self.logmel_weight:
                 total += self.logmel_weight * float(np.mean(np.abs(self._mel_db(p, n_fft) - ydb))) / 10.0
+            # In place and in float32 (a third of the loss's time went to temporaries and float64
+            # means): spectral convergence ||x - y|| / ||y|| on magnitudes, then mean |log x - log y|.
+            d = np.sqrt(p)
+            d -= ym
+            flat = d.reshape(-1)
+            sc = math.sqrt(float(np.dot(flat, flat))) / ynorm
+            np.log(p, out=p)
+            p -= ylogp
+            np.abs(p, out=p)
+            logmag = 0.5 * float(p.sum(dtype=np.float32)) / p.size
+            total += sc + logmag
         return total / len(MRSTFT_RESOLUTIONS)
 
     def score(self, audio: np.ndarray) -> tuple[float, np.ndarray]:
@@ -354,18 +365,15 @@ def _worker_scorer(key: bytes, target: np.ndarray, logmel_weight: float) -> _Sco
 
 def _render_score_chunk(args) -> tuple[list[float], list[str], int, np.ndarray | None]:
     """Worker side: render jobs, score them; return losses, errors, the chunk's best index and audio."""
-    from . import synth
-
     key, target, logmel_weight, jobs = args
-    if synth._worker_renderer is None:  # not started by ParallelRenderer's initializer
-        synth._worker_renderer = synth.Renderer()
+    renderer = worker_renderer()
     scorer = _worker_scorer(key, target, logmel_weight)
     losses: list[float] = []
     errors: list[str] = []
     best_i, best_audio = -1, None
     for job in jobs:
         try:
-            audio = synth._worker_renderer.render_job(job)
+            audio = renderer.render_job(job)
         except Exception as e:  # noqa: BLE001 - a failed render is a bad candidate, not a crash
             losses.append(FAILED_LOSS)
             errors.append(str(e) or type(e).__name__)
@@ -409,7 +417,7 @@ class _Evaluator:
         payloads = [(self.key, self.audio, self.logmel_weight, c) for c in chunks]
         losses: list[float] = []
         best_i, best_audio = -1, None
-        for part_losses, part_errors, part_best, part_audio in self.renderer._executor().map(_render_score_chunk, payloads):
+        for part_losses, part_errors, part_best, part_audio in self.renderer.map(_render_score_chunk, payloads):
             if part_best >= 0 and (best_i < 0 or part_losses[part_best] < losses[best_i]):
                 best_i, best_audio = len(losses) + part_best, part_audio
             losses.extend(part_losses)
@@ -597,9 +605,56 @@ def _run(target, starts, renders_limit, seconds_limit, seed, renderer, popsize, 
             renderer.close()
 
 
-def _loop(target, starts, renders_limit, seconds_limit, seed, renderer, popsize, sigma0, stop, config, space):
-    import cma
+class _Search:
+    """One search (CMA-ES, or uniform random for benchmarks) from one start preset.
 
+    Searches the start's continuous parameters chosen by ``config.dims``,
+    normalised to [0, 1]; categoricals stay the start's. Keeps its own
+    honest best (see ``_loop``).
+    """
+
+    def __init__(self, start: Preset, loss: float, audio: np.ndarray, space: ParamSpace, config: RefineConfig,
+                 popsize: int, sigma0: float, seed: int) -> None:
+        self.start, self.space, self.popsize = start, space, popsize
+        self.values = dict(start.values)
+        self.x_all = space.continuous_vector(self.values)
+        if config.dims in ("audible", "reachable"):
+            keep = space.audible(self.values) if config.dims == "audible" else _reachable(space, self.values)
+            self.dims = [i for i, p in enumerate(space.continuous) if p.name in keep]
+        else:
+            self.dims = list(range(len(space.continuous)))
+        self.names = tuple(space.continuous[i].name for i in self.dims)
+        self.rng = np.random.default_rng(_seed(seed))
+        self.es = None
+        if config.method == "cma":
+            import cma
+
+            self.es = cma.CMAEvolutionStrategy(
+                self.x_all[self.dims], sigma0,
+                {"bounds": [0.0, 1.0], "popsize": popsize, "seed": _seed(seed), "verbose": -9, "verb_log": 0,
+                 "verb_disp": 0, "CMA_diagonal": bool(config.diagonal)},
+            )
+        self.best, self.best_loss, self.best_audio = start, float(loss), audio
+
+    def preset_at(self, x: np.ndarray) -> Preset:
+        full = self.x_all.copy()
+        full[self.dims] = np.clip(x, 0.0, 1.0)
+        return self.start.with_values(self.space.with_continuous(self.values, full))
+
+    def ask(self) -> np.ndarray:
+        if self.es is not None:
+            return np.asarray(self.es.ask(), dtype=np.float64)
+        return self.rng.uniform(0.0, 1.0, size=(self.popsize, len(self.dims)))
+
+    def tell(self, X: np.ndarray, losses: np.ndarray) -> None:
+        if self.es is not None:
+            self.es.tell(list(X), losses.tolist())
+
+    def converged(self) -> bool:
+        return self.es is not None and bool(self.es.stop())
+
+
+def _loop(target, starts, renders_limit, seconds_limit, seed, renderer, popsize, sigma0, stop, config, space):
     t0 = time.monotonic()
     ev = _Evaluator(renderer, target, config.logmel_weight)
     rescore = max(0, int(config.rescore))
@@ -607,55 +662,58 @@ def _loop(target, starts, renders_limit, seconds_limit, seed, renderer, popsize,
     def left() -> float:
         return math.inf if renders_limit is None else renders_limit - ev.renders
 
-    # -- start: score every start preset, keep the best -------------------
+    def fresh_loss(preset: Preset, k: int) -> tuple[float, np.ndarray | None]:
+        """Mean loss of k new renders of ``preset`` and one of them (matched)."""
+        fresh, _, a = ev.evaluate([preset] * k)
+        return float(np.mean(fresh)), a
+
+    # -- start: score every start preset; the best ``config.race`` become searches ----------
     starts = starts[: int(min(len(starts), left()))]
     losses, best_i, best_audio = ev.evaluate(starts)
     if best_i < 0 or losses[best_i] >= FAILED_LOSS:
         detail = f": {ev.failures[0]}" if ev.failures else ""
         raise RefineError(f"none of the {len(starts)} start preset(s) could be rendered{detail}")
-    start = starts[best_i]
-    inc_loss, inc_audio = float(losses[best_i]), best_audio
-    gen_loss = inc_loss
-    opened = _open_filter(start, space) if config.open_filter else None
-    # honest start loss: fresh renders of the chosen start (a minimum over starts is biased low)
-    k = int(min(max(rescore, 1 if opened else 0), max(0.0, left())))
-    if opened is not None and k > 0:
-        fresh, _, a = ev.evaluate([opened] * k)
-        if float(np.mean(fresh)) < FAILED_LOSS and a is not None:
-            start, inc_loss, inc_audio = opened, float(np.mean(fresh)), a
-            k = 0
-        else:
-            k = int(min(rescore, max(0.0, left())))
-    if k > 0:
-        fresh, _, a = ev.evaluate([start] * k)
-        if a is not None:
-            inc_loss, inc_audio = float(np.mean(fresh)), a
-    incumbent = start
+    ranked = [int(i) for i in np.argsort(losses, kind="stable") if losses[i] < FAILED_LOSS]
+    searches: list[_Search] = []
+    for rank, i in enumerate(ranked[: max(1, int(config.race))]):
+        start, s_loss, s_audio = starts[i], float(losses[i]), best_audio if i == best_i else None
+        opened = _open_filter(start, space) if config.open_filter else None
+        # honest start loss: fresh renders of the chosen start (a minimum over starts is biased low)
+        need = 1 if (opened is not None or s_audio is None) else 0
+        k = int(min(max(rescore, need), max(0.0, left())))
+        if opened is not None and k > 0:
+            o_loss, a = fresh_loss(opened, k)
+            if o_loss < FAILED_LOSS and a is not None:
+                start, s_loss, s_audio, k = opened, o_loss, a, 0
+            else:
+                k = int(min(max(rescore, 1 if s_audio is None else 0), max(0.0, left())))
+        if k > 0:
+            f_loss, a = fresh_loss(start, k)
+            if a is not None:
+                s_loss, s_audio = f_loss, a
+        if s_audio is None or s_loss >= FAILED_LOSS:
+            continue  # a runner-up that failed its fresh renders does not race
+        searches.append(_Search(start, s_loss, s_audio, space, config, popsize, sigma0, seed + rank))
+    if not searches:
+        raise RefineError("the start preset rendered once but not again; try another start preset")
+    race_renders = None if renders_limit is None else config.race_share * renders_limit
+    race_seconds = None if seconds_limit is None else config.race_share * seconds_limit
 
-    values = dict(start.values)
-    x_all = space.continuous_vector(values)
-    if config.dims in ("audible", "reachable"):
-        audible = space.audible(values) if config.dims == "audible" else _reachable(space, values)
-        dims = [i for i, p in enumerate(space.continuous) if p.name in audible]
-    else:
-        dims = list(range(len(space.continuous)))
-    names = tuple(space.continuous[i].name for i in dims)
-    x0 = x_all[dims]
+    def leader() -> _Search:
+        return min(searches, key=lambda s: s.best_loss)
 
-    def preset_at(x: np.ndarray) -> Preset:
-        full = x_all.copy()
-        full[dims] = np.clip(x, 0.0, 1.0)
-        return start.with_values(space.with_continuous(values, full))
-
-    rng = np.random.default_rng(_seed(seed))
-    es = None
-    if config.method == "cma":
-        es = cma.CMAEvolutionStrategy(
-            x0, sigma0,
-            {"bounds": [0.0, 1.0], "popsize": popsize, "seed": _seed(seed), "verbose": -9, "verb_log": 0, "verb_disp": 0},
-        )
+    current = leader()
     generation = 0
+    gen_loss = current.best_loss
     last_gen_seconds = 0.0
+    population = None
+
+    def racing() -> bool:
+        if len(searches) < 2:
+            return False
+        if race_renders is not None:
+            return ev.renders < race_renders
+        return time.monotonic() - t0 < race_seconds
 
     def reason_to_stop() -> str:
         if stop is not None and stop.is_set():
@@ -665,46 +723,47 @@ def _loop(target, starts, renders_limit, seconds_limit, seed, renderer, popsize,
         elapsed = time.monotonic() - t0
         if seconds_limit is not None and elapsed + 0.5 * last_gen_seconds >= seconds_limit:
             return "time"
-        if es is not None and es.stop():
+        if all(s.converged() for s in searches):
             return "converged"
         return ""
 
-    def event(population=None) -> RefineEvent:
+    def event() -> RefineEvent:
+        best = leader()
         return RefineEvent(
-            renders=ev.renders, generation=generation, best_loss=inc_loss, generation_loss=gen_loss,
-            elapsed=time.monotonic() - t0, best=incumbent, best_audio=inc_audio, done=bool(why), reason=why,
-            population=population, searched=names,
+            renders=ev.renders, generation=generation, best_loss=best.best_loss, generation_loss=gen_loss,
+            elapsed=time.monotonic() - t0, best=best.best, best_audio=best.best_audio, done=bool(why), reason=why,
+            population=population, searched=current.names,
         )
 
     why = reason_to_stop()
     yield event()
+    turn = 0
     while not why:
         if stop is not None and stop.is_set():  # set while the caller handled the last event
             why = "stopped"
             yield event()
             break
+        if len(searches) > 1 and not racing():
+            searches = [leader()]  # the race is over: the rest of the budget goes to the leader
+        live = [s for s in searches if not s.converged()] or searches
+        current = live[turn % len(live)]
+        turn += 1
         g0 = time.monotonic()
         generation += 1
         n = int(min(popsize, left() - rescore))
-        if es is not None:
-            X = np.asarray(es.ask(), dtype=np.float64)
-        else:
-            X = rng.uniform(0.0, 1.0, size=(popsize, len(dims)))
+        X = current.ask()
         partial = n < popsize
-        losses, best_i, best_audio = ev.evaluate([preset_at(x) for x in X[:n]])
-        if es is not None and not partial:
-            es.tell(list(X), losses.tolist())
+        losses, best_i, best_audio = ev.evaluate([current.preset_at(x) for x in X[:n]])
+        if not partial:
+            current.tell(X, losses)
         gen_loss = float(losses[best_i])
-        if gen_loss < inc_loss:
-            challenger = preset_at(X[best_i])
+        if gen_loss < current.best_loss:
+            challenger = current.preset_at(X[best_i])
             k = int(min(rescore, max(0.0, left())))
-            if k > 0:
-                fresh, _, a = ev.evaluate([challenger] * k)
-                c_loss, c_audio = float(np.mean(fresh)), a
-            else:
-                c_loss, c_audio = gen_loss, best_audio
-            if c_loss < inc_loss:
-                incumbent, inc_audio, inc_loss = challenger, c_audio, c_loss
+            c_loss, c_audio = fresh_loss(challenger, k) if k > 0 else (gen_loss, best_audio)
+            if c_loss < current.best_loss and c_audio is not None:
+                current.best, current.best_audio, current.best_loss = challenger, c_audio, c_loss
         last_gen_seconds = time.monotonic() - g0
+        population = X[:n].copy()
         why = "budget" if partial else reason_to_stop()
-        yield event(X[:n].copy())
+        yield event()

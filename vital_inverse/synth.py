@@ -16,13 +16,17 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterable, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
 from .preset import Preset, PresetError
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 SAMPLE_RATE = 44100
 DEFAULT_VELOCITY = 0.8
@@ -216,6 +220,16 @@ def exit_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
 
 
+def in_render_worker() -> bool:
+    """True inside a ParallelRenderer worker process (which is single-threaded by design)."""
+    return _worker_renderer is not None
+
+
+def worker_renderer() -> Renderer:
+    """The Renderer of this render worker (inside ``ParallelRenderer.map``/``submit``), else this thread's own."""
+    return _worker_renderer if _worker_renderer is not None else thread_renderer()
+
+
 def _init_worker(parent_pid: int) -> None:
     global _worker_renderer
     exit_with_parent(parent_pid)
@@ -252,6 +266,19 @@ class ParallelRenderer:
             self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
                                              initargs=(os.getpid(),))
         return self._pool
+
+    def map(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
+        """``fn(item)`` for each item in the worker processes, results in order.
+
+        For work that belongs next to the render (render and score, render and
+        analyse) so only small results travel back. ``fn`` must be a module-level
+        function; inside it, ``worker_renderer()`` is the worker's Synth.
+        """
+        return self._executor().map(fn, items)
+
+    def submit(self, fn: Callable[..., R], *args) -> Future[R]:
+        """Run ``fn(*args)`` in a worker; returns its Future (for pipelines that keep several in flight)."""
+        return self._executor().submit(fn, *args)
 
     def warm(self) -> None:
         """Start the workers and build their Synths now rather than on the first batch."""
