@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 HUMAN = ROOT.parent / "shared" / "data" / "human-presets"
 
 from vital_inverse import evaluate as ev
+from vital_inverse import summary as sm
 
 TABLE_METRICS = ("mss", "mrstft", "wmfcc", "sot", "rms", "f0_cents")
 SHORT = {"mss": "MSS dB", "mrstft": "MRSTFT", "wmfcc": "wMFCC", "sot": "SOT", "rms": "RMS cos ↑",
@@ -60,17 +61,17 @@ def get_parser() -> argparse.ArgumentParser:
 def _cell(s: dict | None, digits: int = 3) -> str:
     if not s:
         return "–"
-    m = ev.fmt_number(s["mean"], digits)
+    m = sm.fmt_number(s["mean"], digits)
     if math.isfinite(s["ci_low"]):
-        return f"{m} [{ev.fmt_number(s['ci_low'], digits)}, {ev.fmt_number(s['ci_high'], digits)}]"
+        return f"{m} [{sm.fmt_number(s['ci_low'], digits)}, {sm.fmt_number(s['ci_high'], digits)}]"
     return m
 
 
 def metric_tables(rows: list[dict], title: str) -> str:
     cols = [c for c in (*TABLE_METRICS, "param_mae", "cat_acc")
-            if any(math.isfinite(ev.as_float(r.get(c))) for r in rows)]
-    stats = {c: ev.method_stats(rows, c) for c in cols}
-    methods = ev.ordered_methods(rows)
+            if any(math.isfinite(sm.as_float(r.get(c))) for r in rows)]
+    stats = {c: sm.method_stats(rows, c) for c in cols}
+    methods = sm.ordered_methods(rows)
     head = "| method | n | " + " | ".join(SHORT[c] for c in cols) + " |"
     sep = "|---|---|" + "---|" * len(cols)
     out = [f"### {title}: mean [95% CI]", "", head, sep]
@@ -82,22 +83,22 @@ def metric_tables(rows: list[dict], title: str) -> str:
     out += ["", f"### {title}: median", "", head, sep]
     for m in methods:
         n = sum(1 for r in rows if r["method"] == m and not r.get("error"))
-        out.append(f"| {m} | {n} | " + " | ".join(ev.fmt_number(stats[c][m]["median"]) if m in stats[c] else "–"
+        out.append(f"| {m} | {n} | " + " | ".join(sm.fmt_number(stats[c][m]["median"]) if m in stats[c] else "–"
                                                   for c in cols) + " |")
     return "\n".join(out) + "\n"
 
 
 def per_note_table(rows: list[dict], metric: str = "mss") -> str:
     notes = sorted({int(r["note"]) for r in rows if str(r.get("note", "")).strip() not in ("", "None")})
-    methods = ev.ordered_methods(rows)
+    methods = sm.ordered_methods(rows)
     out = [f"### {SHORT[metric]} median by note", "", "| method | " + " | ".join(f"MIDI {n}" for n in notes) + " |",
            "|---|" + "---|" * len(notes)]
     for m in methods:
         cells = []
         for n in notes:
-            v = [ev.as_float(r.get(metric)) for r in rows if r["method"] == m and not r.get("error") and int(r["note"]) == n]
+            v = [sm.as_float(r.get(metric)) for r in rows if r["method"] == m and not r.get("error") and int(r["note"]) == n]
             v = [x for x in v if math.isfinite(x)]
-            cells.append(ev.fmt_number(float(np.median(v))) if v else "–")
+            cells.append(sm.fmt_number(float(np.median(v))) if v else "–")
         out.append(f"| {m} | " + " | ".join(cells) + " |")
     return "\n".join(out) + "\n"
 
@@ -162,20 +163,20 @@ def render_speed(args, n: int = 12) -> list[tuple[str, str]]:
 
 def timing_table(rows: list[dict], speed: list[tuple[str, str]]) -> str:
     def col(method: str | None, c: str) -> list[float]:
-        v = [ev.as_float(r.get(c)) for r in rows if (method is None or r["method"] == method) and not r.get("error")]
+        v = [sm.as_float(r.get(c)) for r in rows if (method is None or r["method"] == method) and not r.get("error")]
         return [x for x in v if math.isfinite(x)]
 
     def line(label: str, v: list[float], unit: str = "s") -> str:
         if not v:
             return f"| {label} | – | – | 0 |"
-        return f"| {label} | {ev.fmt_number(statistics.median(v))} {unit} | {ev.fmt_number(statistics.fmean(v))} {unit} | {len(v)} |"
+        return f"| {label} | {sm.fmt_number(statistics.median(v))} {unit} | {sm.fmt_number(statistics.fmean(v))} {unit} | {len(v)} |"
 
     analysis = {}
     for r in rows:  # one analysis per target
-        if not r.get("error") and math.isfinite(ev.as_float(r.get("analysis_s"))):
-            analysis[(r["set"], r["item"], r["note"])] = ev.as_float(r["analysis_s"])
+        if not r.get("error") and math.isfinite(sm.as_float(r.get("analysis_s"))):
+            analysis[(r["set"], r["item"], r["note"])] = sm.as_float(r["analysis_s"])
     refine_rows = [r for r in rows if r["method"] == "refine" and not r.get("error")]
-    gain = [ev.as_float(r["refine_start_loss"]) - ev.as_float(r["refine_loss"]) for r in refine_rows]
+    gain = [sm.as_float(r["refine_start_loss"]) - sm.as_float(r["refine_loss"]) for r in refine_rows]
     out = ["| step | median | mean | n |", "|---|---|---|---|",
            line("analysis (intake.analyze of a rendered note)", list(analysis.values())),
            line("prediction (network, K candidates)", col("predict", "method_s")),

@@ -22,7 +22,12 @@ How it works
    of envelopes/LFOs whose routes are at zero (the search moves those
    amounts); normalised to [0, 1]. Categoricals (switches, filter model,
    wavetables...) stay those of the start. CMA-ES (``cma``) ask/tell with
-   bounds [0, 1], popsize ``DEFAULT_POPSIZE``, step ``DEFAULT_SIGMA0``.
+   bounds [0, 1], popsize ``DEFAULT_POPSIZE``, step ``DEFAULT_SIGMA0``, and
+   a diagonal covariance (sep-CMA-ES): with 40-60 dimensions and 600
+   renders a full covariance has too few samples to learn (below).
+   ``RefineConfig(race=N)`` searches the N best-scoring starts in turns for
+   the first ``race_share`` of the budget, then only the leader (measured,
+   not the default: below).
 4. Each population is rendered *and scored* in the ParallelRenderer's worker
    processes (one chunk per worker), so the loss runs on every core too and
    only losses and each chunk's best render travel back. The loss is NumPy
@@ -82,8 +87,20 @@ no open filter 10.47 / 12.32 (Init then cannot reach the filter: 20.5 and
 Restricting to the audible parameters *hurt*: it freezes the envelope/LFO
 parameters behind zero routes the search itself can open; "reachable" keeps
 the benefit of "all" with 43 instead of 95 dimensions. Log-mel: within noise,
-not adopted. Runner-up starts as extra early starts: not measured (no
-trained predictor checkpoint yet); refine keeps the best-scoring start.
+not adopted.
+
+Variants from the predictor's start (the shipped checkpoint's 4 network + 2
+retrieval candidates; 600 renders, the same 8 presets and seed; ``variants
+--start predict --presets 8``; quiet machine; mean final honest loss, then
+median / mean final MSS dB). Scored on one render of the result: full
+covariance (the old default) 1.524, 6.48 / 6.15; sep-CMA 1.508, 5.53 / 6.12
+(lower loss on 6/8); full covariance with sigma0 0.1: 1.561, 6.44 / 6.34.
+Scored on the mean of 3 fresh renders (MSS of one render of a unison or
+noise patch moves by 1-2 dB): sep-CMA 1.448, 5.52 / 5.62; sep-CMA + log-mel
+term w 1.0: 6.12 / 5.74 (worse median: not adopted, again); sep-CMA + race
+of the 2 best starts for 30% of the budget: 1.475, 6.14 / 6.02 (lower loss
+on 3/8 presets than sep-CMA alone: the runner-up rarely overtakes, and the
+race takes renders from the leader; available, not the default).
 
 Quality (``quality``, Init start, 600 renders, 8 presets, these defaults):
 median MSS 23.8 -> 7.6 dB (uniform random search over the same 43 dims,
@@ -184,7 +201,7 @@ class RefineConfig:
     rescore: int = RESCORE_RENDERS  # fresh renders to re-score a new incumbent (0 = trust the draw)
     method: str = "cma"  # "cma", or "random" (uniform in [0, 1] over the same dims; for benchmarks)
     open_filter: bool = True  # a start with filter 1 off gets it on, fully open, so it can be searched
-    diagonal: bool = False  # sep-CMA-ES (diagonal covariance): learns per-dimension steps in fewer renders
+    diagonal: bool = True  # sep-CMA-ES (diagonal covariance): adapts per-parameter steps within 600 renders
     race: int = 1  # the best-scoring N start presets are each searched, in turns, for the first part of the budget
     race_share: float = 0.3  # share of the budget (renders, else seconds) the race lasts; then only its leader goes on
 
