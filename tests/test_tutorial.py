@@ -165,9 +165,9 @@ def test_steps_only_change_what_differs_from_init(space):
     )
     text = offline_tutorial(preset, note=40)
     steps = text.split("## Variations to try")[0]
-    assert "Set **Oscillator 1 Transpose** to `-12.000000`" in steps
+    assert "Set **Oscillator 1 Transpose** to `-12`" in steps
     assert "**Filter 1** (VOICE tab): switch it on" in steps
-    assert "Set **Filter 1 Cutoff** to `9.000000 semitones` (≈ 440 Hz)" in steps  # raw 69 = A4
+    assert "Set **Filter 1 Cutoff** to `9 semitones` (≈ 440 Hz)" in steps  # raw 69 = A4
     assert "Set **Envelope 1 Release**" in steps
     assert "Oscillator 1 Level" not in steps and "Envelope 1 Attack" not in steps
     assert "Play it around E2 (MIDI note 40" in steps
@@ -189,9 +189,9 @@ def test_modulation_route_is_explained(space):
     report = build_report(preset)
     assert [s.kind for s in report.sections] == ["oscillator", "filter", "envelope", "envelope", "modulation"]
     item = report.item("mod_env2_filter1_cutoff")
-    assert item.display_name == "Envelope 2 -> Filter 1 Cutoff" and item.text_value == "0.350000"
+    assert item.display_name == "Envelope 2 -> Filter 1 Cutoff" and item.text_value == "0.35"
     assert item.hint == "35%" and "Drag the ENV 2 modulation source onto the Filter 1 Cutoff knob" in item.how_to
-    assert "**Envelope 2 -> Filter 1 Cutoff**, amount `0.350000` (35%)" in offline_tutorial(preset)
+    assert "**Envelope 2 -> Filter 1 Cutoff**, amount `0.35` (35%)" in offline_tutorial(preset)
 
 
 def test_extracted_wavetable_says_how_to_get_it(space):
@@ -412,3 +412,15 @@ def test_stream_breaking_off_continues_offline(preset, clean_env):
     assert rest[0].notice.startswith("The LLM stream broke off (the service is overloaded (529))")
     assert "".join(c.text for c in rest).strip() == offline_tutorial(preset, note=45).strip()
     _assert_no_key(chunks)
+
+
+def test_value_text_reads_like_a_knob():
+    from vital_inverse.tutorial import tidy_value_text as tidy
+
+    assert tidy("0.000500 secs") == "0.0005 secs"
+    assert tidy("-12.000000") == "-12"
+    assert tidy("25.000000%") == "25%"
+    assert tidy("12543.853516 Hz") == "12544 Hz"
+    assert tidy("123.456789 ms") == "123.5 ms"
+    assert tidy("0.000000 semitones") == "0 semitones"
+    assert tidy("Seconds") == "Seconds" and tidy("Extracted") == "Extracted"

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -227,7 +228,7 @@ def _param_item(p: Param, preset: Preset, space: ParamSpace, synth, st: Mapping)
     if p.name.endswith("_shape"):
         return _shape_item(p, preset, space, raw)
     assert p.control is not None
-    text = synth.get_control_text(p.control)
+    text = _control_text(synth, p.control)
     how = ""
     m = re.match(r"^env_(\d+)_(attack|decay|release)_power$", p.name)
     if m:
@@ -329,7 +330,7 @@ def _sync_items(key: str, synth, st: Mapping) -> list[Item]:
         tempo = f"{key}_tempo"
         dt = synth.get_control_details(tempo)
         traw = float(st.get(tempo, dt.default_value))
-        out.append(Item(tempo, dt.display_name, synth.get_control_text(tempo), tempo, traw,
+        out.append(Item(tempo, dt.display_name, _control_text(synth, tempo), tempo, traw,
                         changed=not _close(traw, dt.default_value)))
     return out
 
@@ -429,7 +430,7 @@ def _modulation_section(space: ParamSpace, synth, connections: list[_Connection]
             continue
         c = live[0]
         control = f"modulation_{c.slot}_amount"
-        text = synth.get_control_text(control)
+        text = _control_text(synth, control)
         _, button = _source_names(route.source)
         if len(route.destinations) > 1:
             knob = "the " + _details_name(synth, c.destination).split()[-1] + " knob of each oscillator that is on"
@@ -441,7 +442,7 @@ def _modulation_section(space: ParamSpace, synth, connections: list[_Connection]
         if c.slot in done or not _destination_on(c.destination, used, st):
             continue
         control = f"modulation_{c.slot}_amount"
-        text = synth.get_control_text(control)
+        text = _control_text(synth, control)
         name, button = _source_names(c.source)
         dest = _details_name(synth, c.destination)
         how = _drag_how_to(button, f"the {dest} knob", text, c.destination)
@@ -519,6 +520,30 @@ def _note_name(note: int) -> str:
 
 def _describe_note(note: int) -> str:
     return f"{_note_name(note)} (MIDI note {note}, {_format_hz(_note_hz(note))})"
+
+
+def tidy_value_text(text: str) -> str:
+    """Vita's value text with 4 significant digits and no trailing zeros, as a knob reads.
+
+    Vita prints ``%f`` ("0.000500 secs", "-12.000000"); the tutorial and the
+    parameter table show "0.0005 secs" and "-12". Text that does not start
+    with a number ("Seconds", "Extracted") is returned as it is.
+    """
+    m = re.match(r"^(-?\d+\.\d+)(.*)$", text, flags=re.S)
+    if not m:
+        return text
+    v = float(m.group(1))
+    if v == 0.0:
+        return "0" + m.group(2)
+    decimals = max(0, 3 - math.floor(math.log10(abs(v))))
+    number = f"{v:.{decimals}f}"
+    if "." in number:
+        number = number.rstrip("0").rstrip(".")
+    return ("0" if number in ("-0", "") else number) + m.group(2)
+
+
+def _control_text(synth, control: str) -> str:
+    return tidy_value_text(synth.get_control_text(control))
 
 
 def _number(text: str | None) -> float | None:
