@@ -26,6 +26,7 @@ from vital_inverse.tutorial import (
     report_text,
     stream_tutorial,
 )
+from vital_inverse.tutorial import tidy_value_text as tidy
 
 httpx2 = pytest.importorskip("httpx2")
 
@@ -100,7 +101,7 @@ def _expected_lines(space, preset: Preset, synth) -> dict[str, str]:
         p = space[name]
         if p.route is not None:
             live = [d for d in p.route.destinations if _dest_group(d) not in _off_groups(space, preset.values)]
-            text = synth.get_control_text(f"modulation_{_slot(doc, p.route.source, live)}_amount")
+            text = tidy(synth.get_control_text(f"modulation_{_slot(doc, p.route.source, live)}_amount"))
             out[name] = f"**{p.route.label}:** `{text}`"
         elif name.endswith("_wavetable"):
             out[name] = f"**{p.display_name}:** `{preset.wavetable_name(int(name[4]), space)}`"
@@ -108,7 +109,7 @@ def _expected_lines(space, preset: Preset, synth) -> dict[str, str]:
             continue  # checked by name below: imported LFOs keep their own shape name
         else:
             d = synth.get_control_details(p.control)
-            out[name] = f"**{d.display_name}:** `{synth.get_control_text(p.control)}`"
+            out[name] = f"**{d.display_name}:** `{tidy(synth.get_control_text(p.control))}`"
     return out
 
 
@@ -415,8 +416,6 @@ def test_stream_breaking_off_continues_offline(preset, clean_env):
 
 
 def test_value_text_reads_like_a_knob():
-    from vital_inverse.tutorial import tidy_value_text as tidy
-
     assert tidy("0.000500 secs") == "0.0005 secs"
     assert tidy("-12.000000") == "-12"
     assert tidy("25.000000%") == "25%"
