@@ -327,7 +327,7 @@ def cmd_variants(args) -> None:
     }
     chosen = [v.strip() for v in args.variants.split(",")] if args.variants else None
     if chosen:
-        variants = {k: v for k, v in variants.items() if any(c in k for c in chosen)}
+        variants = {k: v for i, (k, v) in enumerate(variants.items()) if i == 0 or any(c in k for c in chosen)}
     print(f"\n### Variants: start={args.start}, {args.budget} renders, {len(paths)} presets, seed {args.seed}\n")
     print(f"({load_note(args)})\n")
     res = {k: [] for k in variants}

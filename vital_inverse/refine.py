@@ -46,10 +46,10 @@ How it works
    start), so it never goes up and is what a new render of ``best`` scores.
    Re-scoring counts against the budget (~5% of it).
 
-Measurements (``benchmarks/bench_refine.py``; 2-core machine shared with a
-dataset-generation job, other developers' tests and, at times, another of
-these benchmarks: load average 2-10, so every wall time is pessimistic;
-targets are human presets rendered at MIDI 60 as the benchmark describes)
+Measurements (``benchmarks/bench_refine.py``; targets are human presets
+rendered at MIDI 60 as the benchmark describes; the noise, tune and Init
+variants runs shared the 2 cores with other jobs (load average 2-10), the
+predictor-start variants and the quality runs did not)
 ---------------------------------------------------------------------------
 Render-to-render noise (``noise``, 8 presets, 6 renders of the true preset
 against one render of it): loss sd median 0.11 (12% of that render-twice
@@ -57,7 +57,7 @@ loss; 0.53 for AccidentalMagic, 0.32 for MinipopsQuijada: unison/noise),
 while Init scores 2.1-6.0 and itself renders with sd ~0.001. Hence the
 re-scoring; without it the reported best is a lucky draw.
 
-popsize x sigma0 (``tune``, BedroomPopDX, PS-20-Clarinet, UmbraLead, 300
+popsize x sigma0 (``tune``, full covariance, BedroomPopDX, PS-20-Clarinet, UmbraLead, 300
 renders, 0.7 s / 1.0 s notes, audible dims; mean final loss / MSS dB):
 
 =============  ===============  ===============  ===============
@@ -102,15 +102,19 @@ of the 2 best starts for 30% of the budget: 1.475, 6.14 / 6.02 (lower loss
 on 3/8 presets than sep-CMA alone: the runner-up rarely overtakes, and the
 race takes renders from the leader; available, not the default).
 
-Quality (``quality``, Init start, 600 renders, 8 presets, these defaults):
-median MSS 23.8 -> 7.6 dB (uniform random search over the same 43 dims,
-same budget: 12.3 dB); CMA-ES beats random on 7/8 presets by loss and 8/8
-by MSS; 90% of the loss reduction after a median 155 renders / 9.8 s; 600
-renders of a 2 s note take a median 36.5 s here (loaded machine).
+Quality (``quality``, all 32 human presets, 600 renders, these defaults,
+quiet machine; MSS/MRSTFT = mean of 3 fresh renders). From the predictor's
+start: median MSS 7.97 -> 6.65 dB (goal 5.5: not met), MRSTFT 2.08 -> 1.60;
+random search 8.42 dB; CMA-ES beats random on 32/32 presets by loss, 26/32
+by MSS; wall 26.5 s median (goal 30 s); 90% of the loss reduction after a
+median 16.2 s / 340 renders. From Init: see BENCHMARKS.md, section 5.
+Earlier (full covariance, loaded machine, 8 presets from Init): median MSS
+23.8 -> 7.6 dB, random 12.3 dB.
 Speed (``speed``, interleaved with raw ``render_jobs`` of the same
-populations): 63% of raw throughput for Init-like presets (a render costs
-about what the three STFTs of the loss cost), 75-85% for human presets
-(heavier renders). Details: BENCHMARKS.md.
+populations): median 79% of raw throughput from the predictor's start, 72%
+from Init (goal 80%): the loss's three STFTs of a 2 s stereo note cost
+13-15 ms against renders of 40-100 ms, and 2 cores leave none idle to
+hide them. Details: BENCHMARKS.md.
 """
 
 from __future__ import annotations
