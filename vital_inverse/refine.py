@@ -107,9 +107,9 @@ quiet machine; MSS/MRSTFT = mean of 3 fresh renders). From the predictor's
 start: median MSS 7.97 -> 6.65 dB (goal 5.5: not met), MRSTFT 2.08 -> 1.60;
 random search 8.42 dB; CMA-ES beats random on 32/32 presets by loss, 26/32
 by MSS; wall 26.5 s median (goal 30 s); 90% of the loss reduction after a
-median 16.2 s / 340 renders. From Init: see BENCHMARKS.md, section 5.
-Earlier (full covariance, loaded machine, 8 presets from Init): median MSS
-23.8 -> 7.6 dB, random 12.3 dB.
+median 16.2 s / 340 renders. From Init: 22.93 -> 7.92 dB (random 11.66),
+beats random on 29/32 by loss, 26/32 by MSS, 19.5 s median, 90% of the
+reduction after 5.3 s / 145 renders.
 Speed (``speed``, interleaved with raw ``render_jobs`` of the same
 populations): median 79% of raw throughput from the predictor's start, 72%
 from Init (goal 80%): the loss's three STFTs of a 2 s stereo note cost
