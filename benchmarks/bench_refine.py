@@ -318,6 +318,7 @@ def cmd_variants(args) -> None:
         "full-covariance CMA-ES": RefineConfig(diagonal=False),
         "race of the 2 best starts (30% of the budget)": RefineConfig(race=2),
         "+ log-mel term (w 1.0)": RefineConfig(logmel_weight=1.0),
+        "+ log-mel term (w 3.0)": RefineConfig(logmel_weight=3.0),
         "audible dims": RefineConfig(dims="audible"),
         "all continuous dims": RefineConfig(dims="all"),
         "+ log-mel term (w 0.1)": RefineConfig(logmel_weight=0.1),

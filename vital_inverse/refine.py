@@ -100,7 +100,9 @@ noise patch moves by 1-2 dB): sep-CMA 1.448, 5.52 / 5.62; sep-CMA + log-mel
 term w 1.0: 6.12 / 5.74 (worse median: not adopted, again); sep-CMA + race
 of the 2 best starts for 30% of the budget: 1.475, 6.14 / 6.02 (lower loss
 on 3/8 presets than sep-CMA alone: the runner-up rarely overtakes, and the
-race takes renders from the leader; available, not the default).
+race takes renders from the leader; available, not the default); sep-CMA +
+log-mel w 3.0 (the term dominates): 5.70 / 5.65, no better; sep-CMA with
+sigma0 0.1: 1.538, 5.78 / 6.56 (higher loss on 7/8).
 
 Quality (``quality``, all 32 human presets, 600 renders, these defaults,
 quiet machine; MSS/MRSTFT = mean of 3 fresh renders). From the predictor's
