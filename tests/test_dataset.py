@@ -128,6 +128,20 @@ def test_resume_after_kill(space, tmp_path):
         np.testing.assert_array_equal(a[k], b[k])
 
 
+def test_growing_a_dataset_keeps_its_items_and_completes_the_short_last_shard(space, tmp_path):
+    out = tmp_path / "grow"
+    run(out, tiny_meta(space, n=6), workers=1, progress=False)  # shards [0-3], [4-5]
+    with np.load(ds.shard_path(out, 0)) as z:
+        first = {k: z[k].copy() for k in ("index", "continuous")}
+    summary = run(out, tiny_meta(space, n=10), workers=1, progress=False)  # [0-3] kept, [4-7] redone, [8-9] new
+    assert summary["shards_generated"] == 2
+    a = _arrays(out)
+    assert sorted(np.concatenate([a["index"], a["rejected_index"]]).tolist()) == list(range(10))
+    with np.load(ds.shard_path(out, 0)) as z:
+        np.testing.assert_array_equal(z["index"], first["index"])
+        np.testing.assert_array_equal(z["continuous"], first["continuous"])
+
+
 def test_bad_inputs_give_clear_errors(space, tmp_path):
     a_file = tmp_path / "file.txt"
     a_file.write_text("x")

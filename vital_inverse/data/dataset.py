@@ -168,7 +168,11 @@ def write_shard(root: Path, shard: int, arrays: dict[str, np.ndarray]) -> None:
 
 
 def done_shards(root: Path, meta: DatasetMeta) -> set[int]:
-    """Shards already complete (readable); a corrupt one is removed so it is generated again."""
+    """Shards already complete (readable, every item of their range); others are removed to be generated again.
+
+    A dataset grown with a larger ``--n`` makes its old last shard short of
+    its new range: it is generated again, whole.
+    """
     done = set()
     for s in range(meta.n_shards):
         p = shard_path(root, s)
@@ -177,8 +181,10 @@ def done_shards(root: Path, meta: DatasetMeta) -> set[int]:
         try:
             with np.load(p) as z:
                 if "index" in z.files and "rejected_index" in z.files:
-                    done.add(s)
-                    continue
+                    covered = {int(i) for i in z["index"]} | {int(i) for i in z["rejected_index"]}
+                    if covered == set(meta.shard_range(s)):
+                        done.add(s)
+                        continue
         except Exception:
             pass
         p.unlink(missing_ok=True)
