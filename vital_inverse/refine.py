@@ -715,10 +715,11 @@ def _loop(target, starts, renders_limit, seconds_limit, seed, renderer, popsize,
             if a is not None:
                 s_loss, s_audio = f_loss, a
         if s_audio is None or s_loss >= FAILED_LOSS:
-            continue  # a runner-up that failed its fresh renders does not race
+            if rank > 0:
+                continue  # a runner-up that failed its fresh renders does not race
+            # the best start failed its fresh renders (Vita, rarely, renders silence): keep its first score
+            start, s_loss, s_audio = starts[i], float(losses[i]), best_audio
         searches.append(_Search(start, s_loss, s_audio, space, config, popsize, sigma0, seed + rank))
-    if not searches:
-        raise RefineError("the start preset rendered once but not again; try another start preset")
     race_renders = None if renders_limit is None else config.race_share * renders_limit
     race_seconds = None if seconds_limit is None else config.race_share * seconds_limit
 
