@@ -41,6 +41,7 @@ from vital_inverse.refine import (
     Budget,
     RefineConfig,
     _Evaluator,
+    match_to_target,
     refine,
 )
 from vital_inverse.synth import ParallelRenderer, Renderer, RenderJob
@@ -110,14 +111,9 @@ def fresh_scores(preset: Preset, target: Analysis, pr: ParallelRenderer) -> tupl
     MRSTFT after scaling to the target's RMS, as the refinement loss does.
     """
     jobs = [RenderJob(preset, target.note, VEL, target.note_seconds, target.render_seconds)] * SCORE_RENDERS
-    auds = pr.render_jobs(jobs)
-    rms_t = float(np.sqrt(np.mean(np.square(target.audio))))
-    mss, mr = [], []
-    for a in auds:
-        a = a[:, : target.audio.shape[1]]
-        rms = float(np.sqrt(np.mean(np.square(a))))
-        mss.append(metrics.mss(a, target.audio))
-        mr.append(metrics.mrstft(a * (rms_t / rms) if rms > 0 else a, target.audio))
+    matched = [match_to_target(a, target.audio) for a in pr.render_jobs(jobs)]
+    mss = [metrics.mss(a, target.audio) for a in matched]  # level-free: scaling does not change it
+    mr = [metrics.mrstft(a, target.audio) for a in matched]
     return float(np.mean(mss)), float(np.mean(mr))
 
 

@@ -147,6 +147,7 @@ __all__ = [
     "RefineError",
     "RefineEvent",
     "loss",
+    "match_to_target",
     "refine",
 ]
 
@@ -238,6 +239,25 @@ def _rms(audio: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
 
 
+def _match(audio: np.ndarray, n: int, target_rms: float) -> np.ndarray:
+    a = _fit_length(_stereo(audio, "audio"), n)
+    r = _rms(a)
+    if r > _QUIET_RMS:
+        a = (a * np.float32(target_rms / r)).astype(np.float32, copy=False)
+    return np.ascontiguousarray(a)
+
+
+def match_to_target(audio: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """``audio`` as stereo float32 at the target's length, scaled to the target's RMS: the pair the loss compares.
+
+    The target is loudness-normalised and a preset's output level is not
+    what is matched, so every comparison with the target (the loss, the
+    app's A/B player, evaluation) goes through this.
+    """
+    t = _stereo(target, "target")
+    return _match(audio, t.shape[1], _rms(t))
+
+
 #: auraloss ``MultiResolutionSTFTLoss()`` defaults: (fft size, hop, window length); weights sc 1, log-mag 1.
 MRSTFT_RESOLUTIONS: tuple[tuple[int, int, int], ...] = ((1024, 120, 600), (2048, 240, 1200), (512, 50, 240))
 _MRSTFT_EPS = 1e-8
@@ -321,11 +341,7 @@ class _Scorer:
 
     def match(self, audio: np.ndarray) -> np.ndarray:
         """Stereo float32 at the target's length, scaled to the target's RMS."""
-        a = _fit_length(_stereo(audio, "audio"), self.n)
-        r = _rms(a)
-        if r > _QUIET_RMS:
-            a = (a * np.float32(self.rms / r)).astype(np.float32, copy=False)
-        return a
+        return _match(audio, self.n, self.rms)
 
     def score_matched(self, audio: np.ndarray) -> float:
         """Loss of an already matched render (see ``match``)."""

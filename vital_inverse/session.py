@@ -54,7 +54,6 @@ __all__ = [
 
 VELOCITY = 0.8  # the velocity every render uses (as the dataset and refinement)
 TABLE_COLUMNS = ("Module", "Setting", "Value", "Note")
-_QUIET_RMS = 1e-9
 _MIN_SAMPLES = 2048  # the refinement loss's largest FFT: shorter notes cannot be scored
 
 DEFAULT_LIMITS = IntakeLimits()  # frozen: safe to share
@@ -139,18 +138,9 @@ def safe_stem(name: str, fallback: str = "clip") -> str:
 
 def match_audio(audio: np.ndarray, target: np.ndarray) -> np.ndarray:
     """``audio`` as stereo float32 at the target's length, scaled to the target's RMS (as refinement scores it)."""
-    a = np.asarray(audio, dtype=np.float32)
-    if a.ndim == 1:
-        a = a[None, :]
-    if a.shape[0] == 1:
-        a = np.repeat(a, 2, axis=0)
-    n = np.asarray(target).shape[-1]
-    a = a[:, :n] if a.shape[1] >= n else np.pad(a, ((0, 0), (0, n - a.shape[1])))
-    r = float(np.sqrt(np.mean(np.square(a, dtype=np.float64))))
-    t = float(np.sqrt(np.mean(np.square(np.asarray(target, dtype=np.float64)))))
-    if r > _QUIET_RMS:
-        a = a * np.float32(t / r)
-    return np.ascontiguousarray(a, dtype=np.float32)
+    from .refine import match_to_target
+
+    return match_to_target(audio, target)
 
 
 def _score(target: np.ndarray, audio: np.ndarray) -> tuple[float, np.ndarray]:

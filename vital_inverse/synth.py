@@ -282,8 +282,7 @@ class ParallelRenderer:
 
     def warm(self) -> None:
         """Start the workers and build their Synths now rather than on the first batch."""
-        ex = self._executor()
-        list(ex.map(_render_chunk, [[] for _ in range(self.workers)]))
+        list(self.map(_render_chunk, [[] for _ in range(self.workers)]))
 
     def render_jobs(self, jobs: Sequence[RenderJob], raise_errors: bool = True) -> list[np.ndarray | Exception]:
         """Render jobs in parallel, in order. With ``raise_errors=False`` a failed job yields its exception."""

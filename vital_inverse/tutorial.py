@@ -529,7 +529,7 @@ def tidy_value_text(text: str) -> str:
     parameter table show "0.0005 secs" and "-12". Text that does not start
     with a number ("Seconds", "Extracted") is returned as it is.
     """
-    m = re.match(r"^(-?\d+\.\d+)(.*)$", text, flags=re.S)
+    m = re.match(r"^(-?\d+\.\d+)(.*)$", text, flags=re.DOTALL)
     if not m:
         return text
     v = float(m.group(1))
@@ -539,7 +539,7 @@ def tidy_value_text(text: str) -> str:
     number = f"{v:.{decimals}f}"
     if "." in number:
         number = number.rstrip("0").rstrip(".")
-    return ("0" if number in ("-0", "") else number) + m.group(2)
+    return number + m.group(2)
 
 
 def _control_text(synth, control: str) -> str:
