@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Vital Inverse web app: a thin Gradio 6 UI over ``vital_inverse.session``.
 
-    python app.py            # serves on 0.0.0.0:$PORT (default 7860)
+    python app.py            # serves on 127.0.0.1:7860
+    GRADIO_SERVER_NAME=0.0.0.0 GRADIO_SERVER_PORT=7880 python app.py   # another address and port
 
 Drop a clip of one synth note; Analyze detects the note and predicts a
 preset for the free Vital synth, rendered for A/B; Refine improves the
@@ -597,9 +598,25 @@ demo = build_demo()
 demo.queue(default_concurrency_limit=ANALYZE_CONCURRENCY, max_size=QUEUE_MAX_SIZE)
 
 
+def server_address(env=None) -> tuple[str, int]:
+    """Where to serve: gradio's own GRADIO_SERVER_NAME / GRADIO_SERVER_PORT (``PORT`` is still read as a
+    fallback for the port). Locally only this machine (127.0.0.1); the Space's Dockerfile sets 0.0.0.0."""
+    env = os.environ if env is None else env
+    name = env.get("GRADIO_SERVER_NAME", "").strip() or "127.0.0.1"
+    port = env.get("GRADIO_SERVER_PORT", "").strip() or env.get("PORT", "").strip() or "7860"
+    try:
+        number = int(port)
+    except ValueError:
+        raise UserError(f"GRADIO_SERVER_PORT must be a port number, not {port!r}.") from None
+    if not 0 < number < 65536:
+        raise UserError(f"GRADIO_SERVER_PORT must be between 1 and 65535, not {number}.")
+    return name, number
+
+
 def launch(**kwargs):
     """Launch ``demo`` with this app's serving settings (keyword arguments override them)."""
-    settings = {"server_name": "0.0.0.0", "server_port": int(os.environ.get("PORT", "7860")),
+    name, port = server_address()
+    settings = {"server_name": name, "server_port": port,
                 "max_file_size": MAX_UPLOAD, "allowed_paths": [str(EXAMPLES_DIR)], "show_error": False,
                 "footer_links": ["api", "gradio"],
                 # a session holds ~3 MB of audio: cap the sessions kept in memory (oldest dropped first)

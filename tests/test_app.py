@@ -238,3 +238,17 @@ def test_uploads_are_capped(server):
     app, _ = server
     assert app.LIMITS.max_seconds <= 60 and app.LIMITS.max_bytes <= 20 * 1024 * 1024
     assert app.demo.max_file_size == 20 * 1024 * 1024
+
+
+def test_server_address_follows_gradio_variables():
+    import app
+    from vital_inverse.errors import UserError
+
+    assert app.server_address({}) == ("127.0.0.1", 7860)  # this machine only, unless asked
+    assert app.server_address({"GRADIO_SERVER_PORT": "7880"}) == ("127.0.0.1", 7880)
+    assert app.server_address({"GRADIO_SERVER_NAME": "0.0.0.0", "GRADIO_SERVER_PORT": "7881", "PORT": "9"}) == \
+        ("0.0.0.0", 7881)
+    assert app.server_address({"PORT": "7882"}) == ("127.0.0.1", 7882)  # the older variable still works
+    for bad in ("seventy", "70000"):
+        with pytest.raises(UserError, match="GRADIO_SERVER_PORT"):
+            app.server_address({"GRADIO_SERVER_PORT": bad})
