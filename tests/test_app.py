@@ -73,7 +73,7 @@ def _vital(outputs) -> str | None:
 
 
 def _status(outputs) -> str:
-    return _find(outputs, lambda v: isinstance(v, str) and v.startswith(("**Refin", "**Predicted", "**Stopped")))[-1]
+    return _find(outputs, lambda v: isinstance(v, str) and v.startswith(("**Refin", "**Closest", "**Stopped")))[-1]
 
 
 def _plot_points(outputs) -> int:
@@ -104,7 +104,13 @@ def test_analyze_refine_stop_download(server, tmp_path):
     analyze_seconds = time.monotonic() - t
     assert _note_text(out).startswith("### Detected note: A4")
     assert Path(_vital(out)).name == "lead-umbra.vital"
-    assert "Predicted" in _status(out)
+    status = _status(out)
+    # in a musician's words: how many candidates, the kept one, what the number means; jargon in the details
+    assert status.startswith("**Closest of 6 candidates:**") and "lower is closer" in status
+    assert not any(w in status for w in ("MRSTFT", "log-mel", "p=", "loss"))
+    details = _find(out, lambda v: isinstance(v, str) and "MRSTFT" in v)
+    assert details and "technical label" in details[0]
+    assert "Six candidates" in app.about_text()  # the About tab says what the status shows
     print(f"analyze through the API: {analyze_seconds:.2f} s (loaded machine)")
 
     job = client.submit("renders", 1200, api_name="/refine")
@@ -252,3 +258,48 @@ def test_server_address_follows_gradio_variables():
     for bad in ("seventy", "70000"):
         with pytest.raises(UserError, match="GRADIO_SERVER_PORT"):
             app.server_address({"GRADIO_SERVER_PORT": bad})
+
+
+def _sine(path: Path, seconds: float) -> Path:
+    import soundfile as sf
+
+    t = np.arange(int(44100 * seconds)) / 44100
+    sf.write(path, (0.5 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 44100)
+    return path
+
+
+def test_a_too_short_clip_is_refused(server, tmp_path):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    app, url = server
+    client = _client(url, tmp_path / "client")
+    with pytest.raises(AppError, match="lasts only 0.05 s"):
+        client.predict(handle_file(str(_sine(tmp_path / "blip.wav", 0.05))), api_name="/analyze")
+    # on upload already (what the browser runs when a file is dropped): the player is cleared, the status says why
+    cleared, _, _, status = app.check_clip(str(_sine(tmp_path / "blip2.wav", 0.05)))
+    assert cleared is None and "File refused" in status and "0.05 s" in status
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    cleared, _, _, status = app.check_clip(str(empty))
+    assert cleared is None and "File refused" in status
+    _, _, _, status = app.check_clip(str(EXAMPLES / "keys-vibraphone.wav"))
+    assert "Loaded" in status and "Press **Analyze**" in status
+
+
+def test_one_upload_request_is_capped_in_all(server, tmp_path):
+    import httpx
+
+    app, url = server
+    mb = 1024 * 1024
+    chunk = tmp_path / "chunk.wav"
+    chunk.write_bytes(b"\0" * (12 * mb))  # each file under the 20 MB per-file limit
+    endpoint = url + "gradio_api/upload"
+    with httpx.Client(timeout=60) as http:
+        with open(chunk, "rb") as f1, open(chunk, "rb") as f2:
+            two = http.post(endpoint, files=[("files", ("a.wav", f1)), ("files", ("b.wav", f2))])
+        assert two.status_code == 413 and "too large" in two.text
+        with open(chunk, "rb") as f1:
+            one = http.post(endpoint, files=[("files", ("a.wav", f1))])
+        assert one.status_code == 200, one.text
+    assert app.MAX_REQUEST_BYTES < 2 * 12 * mb
