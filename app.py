@@ -502,7 +502,7 @@ def stop(user: UserSession | None):
     if m.refined is None:
         return (f"**Stopped** before the first result. The predicted preset (distance {m.predicted_loss:.2f}) "
                 f"is in the download.")
-    return (f"**Stopped.** Kept the best so far: distance **{m.refined_loss:.2f}** after {m.refine_renders} tries "
+    return (f"**Stopped.** Kept the best so far: distance **{m.refined_loss:.2f}** "
             f"(from {m.predicted_loss:.2f}; {DISTANCE_WORDS}). **Download .vital** has it.")
 
 
