@@ -153,10 +153,10 @@ class Engine:
         with tempfile.TemporaryDirectory(prefix="vital-inverse-warm-") as d:
             preset.save(Path(d) / "warm.vital")
 
-    def parameter_table(self, preset) -> list[list[str]]:
+    def parameter_table(self, preset, locked: frozenset[str] = frozenset()) -> list[list[str]]:
         """The settings table, read through one shared Synth (serialised: a Synth is not thread-safe)."""
         with self._display_lock:
-            return session.parameter_table(preset, renderer=self._display)
+            return session.parameter_table(preset, renderer=self._display, locked=locked)
 
     def predictor(self):
         return self.start()._predictor
@@ -439,16 +439,30 @@ def _budget(kind: str, amount) -> tuple[object, str]:
     return Budget(renders=None, seconds=value), f"a {value:.0f} s budget"
 
 
+def _locked(modules, settings) -> frozenset[str]:
+    """Parameter names the user ticked to keep (modules and single settings)."""
+    from vital_inverse.locks import expand_locks
+    from vital_inverse.params import default_space
+
+    return expand_locks(default_space(), [*(modules or []), *(settings or [])])
+
+
 @_user_errors_gen
-def refine(user: UserSession | None, kind: str, amount, progress=gr.Progress()):  # noqa: B008 - gradio's way to ask for a progress bar
-    """Refine the match with CMA-ES; streams the loss plot and the best sound so far."""
+def refine(user: UserSession | None, kind: str, amount, lock_modules=None, lock_settings=None,
+           progress=gr.Progress()):  # noqa: B008 - gradio's way to ask for a progress bar
+    """Refine the match with CMA-ES; streams the loss plot and the best sound so far.
+    ``lock_modules``/``lock_settings``: what refinement must leave exactly as it is."""
+    from vital_inverse.refine import RefineConfig
+
     if user is None:
         raise _error("Analyze a clip first, then refine it.", "Nothing to refine")
     budget, budget_text = _budget(kind, amount)
+    locked = _locked(lock_modules, lock_settings)
     progress(0.0, desc="Starting the refinement")
     last_display = 0.0
     pending = False
-    updates = session.refine_stream(user.match, budget, seed=0, renderer=ENGINE.renderer())
+    updates = session.refine_stream(user.match, budget, seed=0, renderer=ENGINE.renderer(),
+                                    config=RefineConfig(locked=locked))
     # Closed when Stop cancels this stream (gradio closes the generator once the generation in
     # flight is done): the refinement then sends no more renders to the shared workers.
     with contextlib.closing(updates), _refining(user):
@@ -462,7 +476,7 @@ def refine(user: UserSession | None, kind: str, amount, progress=gr.Progress()):
                 progress(min(1.0, ev.elapsed / budget.seconds), desc=f"{ev.elapsed:.0f} / {budget.seconds:.0f} s")
             pending = pending or update.improved
             status = _refine_status(m, ev, budget_text)
-            details = _refine_details(m, ev)
+            details = _refine_details(m, ev, locked)
             plot = plots.loss_plot_data(m.history)
             if pending and (ev.done or time.monotonic() - last_display >= DISPLAY_EVERY_SECONDS):
                 # The stored state advances only together with what is on screen, so a Stop (which
@@ -470,7 +484,7 @@ def refine(user: UserSession | None, kind: str, amount, progress=gr.Progress()):
                 user = replace(user, match=m)
                 refined = session.write_wav(m.refined_audio, user.file("refined"))
                 image = plots.spectrogram_figure(m.analysis.audio, m.predicted_audio, m.refined_audio)
-                rows = ENGINE.parameter_table(m.best_preset)
+                rows = ENGINE.parameter_table(m.best_preset, locked)
                 preset_path = session.export(m, user.folder)
                 last_display, pending = time.monotonic(), False
                 yield (user, str(refined), image, _table(rows), plot, status,
@@ -614,6 +628,10 @@ def _examples() -> list[list[str]]:
 
 
 def build_demo() -> gr.Blocks:
+    from vital_inverse import locks
+    from vital_inverse.params import default_space
+
+    space = default_space()
     with gr.Blocks(title="Vital Inverse", delete_cache=(3600, 7200)) as demo:
         user = gr.State(None, time_to_live=STATE_TTL_SECONDS, delete_callback=_delete_session)
         gr.Markdown(INTRO)
@@ -658,6 +676,13 @@ def build_demo() -> gr.Blocks:
                                                      elem_id="download")
                         gr.Markdown("The best preset so far, named after your clip. Open it in Vital.",
                                     elem_classes=["hint"])
+                with gr.Accordion("Keep these as they are (Refine leaves them untouched)", open=False,
+                                  elem_id="locks-box"):
+                    lock_modules = gr.CheckboxGroup(locks.module_choices(space), value=[], label="Whole modules",
+                                                    elem_id="lock-modules")
+                    lock_settings = gr.Dropdown(locks.setting_choices(space), value=[], multiselect=True,
+                                                label="Single settings (e.g. Oscillator 2 Wavetable)",
+                                                elem_id="lock-settings")
                 # no initial value: a LinePlot that starts from an empty DataFrame draws no lines later (gradio 6.31)
                 loss_plot = gr.LinePlot(x="renders", y="loss", color="series",
                                         title="Refinement: distance to your note, try by try (lower is closer)",
@@ -685,7 +710,7 @@ def build_demo() -> gr.Blocks:
         refine_evt = refine_btn.click(
             buttons_busy, None, [refine_btn, stop_btn], queue=False, api_visibility="private",
         ).then(
-            refine, [user, budget_kind, budget],
+            refine, [user, budget_kind, budget, lock_modules, lock_settings],
             [user, refined, spectrogram, table, loss_plot, status, download, details],
             api_name="refine", concurrency_limit=REFINE_CONCURRENCY, concurrency_id="refine",
             show_progress="minimal", show_progress_on=[status], time_limit=BUDGETS["seconds"][1] + 120,

@@ -142,9 +142,19 @@ def test_analyze_refine_stop_download(server, tmp_path):
     assert Path(preset_file).name == "lead-umbra.vital"
     assert vita.Synth().load_preset(preset_file) is True
 
-    # a new Refine continues from the kept best; the plot keeps the earlier points
-    out2 = client.predict("renders", 24, api_name="/refine")
+    # a new Refine continues from the kept best; the plot keeps the earlier points. Filter 1 and
+    # oscillator 1's level are locked: they stay exactly as they were, the table says so
+    job2 = client.submit("renders", 24, ["filter_1"], ["osc_1_level"], api_name="/refine")
+    out2 = job2.result()
     assert "Refined" in _status(out2) and _plot_points(out2) > _plot_points(outputs[-1])
+    shown2 = [o for o in job2.outputs() if _vital(o)]
+    assert shown2, "the locked refinement never showed a result"
+    before, after = load_vital(preset_file).values, load_vital(_vital(shown2[-1])).values
+    for name in ("filter_1_on", "filter_1_cutoff", "filter_1_resonance", "osc_1_level"):
+        assert after[name] == pytest.approx(before[name], abs=1e-9), name
+    table = [v["data"] for v in map(_value, shown2[-1]) if isinstance(v, dict) and "data" in v
+             and v.get("headers") == ["Module", "Setting", "Value", "Note"]][0]
+    assert [row for row in table if row[0] == "Oscillator 1" and row[1] == "Level"][0][3].startswith("🔒 locked")
 
     # the file sounds like the refined player (within Vita's run-to-run noise)
     a = analyze_file(EXAMPLES / "lead-umbra.wav")

@@ -56,6 +56,9 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="the .vital to write (default: <clip stem>.vital here)")
     p.add_argument("--refine-evals", type=int, default=0, help="CMA-ES render budget (0 = prediction only)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lock", default="", metavar="NAMES",
+                   help="modules or settings refinement must leave as predicted, comma-separated "
+                        "(e.g. filter_1,osc_2_wavetable; `vital-inverse params` lists the names)")
     p.add_argument("--checkpoint", default=None, help="checkpoint folder or Hub repo id (default: the shipped one)")
     p.add_argument("--json", action="store_true", help="print one JSON object (note, losses, timings, paths, tutorial)")
 
@@ -134,7 +137,7 @@ def _match(args: argparse.Namespace) -> int:
         raise UsageError("--refine-evals must be 0 or more")
     say = None if args.json else (lambda m: print(m, file=sys.stderr))
     r = match_clip(args.clip, refine_evals=args.refine_evals, seed=args.seed, out=args.out,
-                   checkpoint=args.checkpoint, progress=say)
+                   checkpoint=args.checkpoint, progress=say, lock=args.lock)
     if args.json:
         print(json.dumps(r))
     else:

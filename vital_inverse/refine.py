@@ -211,6 +211,7 @@ class RefineConfig:
     diagonal: bool = True  # sep-CMA-ES (diagonal covariance): adapts per-parameter steps within 600 renders
     race: int = 1  # the best-scoring N start presets are each searched, in turns, for the first part of the budget
     race_share: float = 0.3  # share of the budget (renders, else seconds) the race lasts; then only its leader goes on
+    locked: frozenset[str] = frozenset()  # parameters kept exactly as the start has them (locks.expand_locks)
 
 
 # --------------------------------------------------------------------------
@@ -662,6 +663,10 @@ class _Search:
             self.dims = [i for i, p in enumerate(space.continuous) if p.name in keep]
         else:
             self.dims = list(range(len(space.continuous)))
+        self.locked = config.locked & set(self.values)  # not searched, and written back exactly as they were
+        self.dims = [i for i in self.dims if space.continuous[i].name not in self.locked]
+        if not self.dims:
+            raise RefineError("every setting refinement could change is locked: unlock one to refine")
         self.names = tuple(space.continuous[i].name for i in self.dims)
         self.rng = np.random.default_rng(_seed(seed))
         self.es = None
@@ -678,7 +683,9 @@ class _Search:
     def preset_at(self, x: np.ndarray) -> Preset:
         full = self.x_all.copy()
         full[self.dims] = np.clip(x, 0.0, 1.0)
-        return self.start.with_values(self.space.with_continuous(self.values, full))
+        values = self.space.with_continuous(self.values, full)
+        values.update({n: self.values[n] for n in self.locked})
+        return self.start.with_values(values)
 
     def ask(self) -> np.ndarray:
         if self.es is not None:
@@ -717,6 +724,8 @@ def _loop(target, starts, renders_limit, seconds_limit, seed, renderer, popsize,
     for rank, i in enumerate(ranked[: max(1, int(config.race))]):
         start, s_loss, s_audio = starts[i], float(losses[i]), best_audio if i == best_i else None
         opened = _open_filter(start, space) if config.open_filter else None
+        if opened is not None and any(opened.values[n] != start.values[n] for n in config.locked):
+            opened = None  # opening the filter would change a locked setting
         # honest start loss: fresh renders of the chosen start (a minimum over starts is biased low)
         need = 1 if (opened is not None or s_audio is None) else 0
         k = int(min(max(rescore, need), max(0.0, left())))

@@ -319,14 +319,15 @@ def export(state: MatchState, folder: str | Path, name: str | None = None) -> Pa
 _KIND_ORDER = ("oscillator", "sample", "filter", "envelope", "lfo", "effect", "modulation")
 
 
-def parameter_table(preset: Preset, renderer=None) -> list[list[str]]:
+def parameter_table(preset: Preset, renderer=None, locked: frozenset[str] | set[str] = frozenset()) -> list[list[str]]:
     """Rows (``TABLE_COLUMNS``: module, setting, value, note) of the modules that are on and audible.
 
     Read from the tutorial's report: Vital's own display names and value text
     (with units) after loading the preset into Vita. Order: oscillators
     (and sample), filters, envelopes, LFOs, effects, then modulation.
     ``renderer``: a ``synth.Renderer`` to load the preset into (default:
-    this thread's own).
+    this thread's own). ``locked``: parameter names kept as they were by
+    refinement; their note says so.
     """
     from .tutorial import build_report
 
@@ -338,7 +339,8 @@ def parameter_table(preset: Preset, renderer=None) -> list[list[str]]:
             setting = i.display_name
             if s.kind != "modulation" and setting.startswith(s.title + " ") and len(setting) > len(s.title) + 1:
                 setting = setting[len(s.title) + 1:]
-            note = "; ".join(x for x in (i.hint, "as in Init" if not i.changed else "") if x)
+            note = "; ".join(x for x in ("🔒 locked" if i.name in locked else "", i.hint,
+                                         "as in Init" if not i.changed else "") if x)
             rows.append([s.title, setting, i.text_value, note])
     return rows
 
@@ -363,7 +365,7 @@ def warm_worker(_: int = 0) -> int:
 
 def match_clip(path, refine_evals: int = 0, seed: int = 0, out: str | Path | None = None, k: int = 4, *,
                predictor=None, renderer=None, checkpoint: str | None = None,
-               progress: Callable[[str], None] | None = None) -> dict:
+               progress: Callable[[str], None] | None = None, lock: Sequence[str] | str | None = None) -> dict:
     """Match one clip end to end; the result as one JSON-ready dict.
 
     For ``vital-inverse match CLIP [--out X.vital] [--refine-evals N] [--seed S] [--json]``.
@@ -372,16 +374,20 @@ def match_clip(path, refine_evals: int = 0, seed: int = 0, out: str | Path | Non
     budget of the CMA-ES refinement (0 = prediction only). ``predictor``/
     ``renderer`` may be passed in to reuse them; otherwise the default
     checkpoint (or ``checkpoint``) is loaded and a ParallelRenderer is made
-    and closed here.
+    and closed here. ``lock``: modules or settings refinement leaves as predicted
+    (``locks.expand_locks``; checked before anything is loaded).
     """
+    from .locks import expand_locks
+    from .params import default_space
     from .predict import PresetPredictor
-    from .refine import Budget
+    from .refine import Budget, RefineConfig
     from .synth import ParallelRenderer
     from .tutorial import offline_tutorial
 
     if isinstance(refine_evals, bool) or int(refine_evals) < 0:
         raise SessionError(f"the refinement budget must be 0 or more renders, got {refine_evals!r}")
     say = progress or (lambda m: None)
+    locked = expand_locks(default_space(), lock)
     t0 = time.perf_counter()
     t = time.perf_counter()
     predictor = predictor or PresetPredictor.load(checkpoint)
@@ -394,7 +400,8 @@ def match_clip(path, refine_evals: int = 0, seed: int = 0, out: str | Path | Non
                              progress=lambda f, m: say(m) if progress else None)
         if int(refine_evals) > 0:
             say(f"refining ({int(refine_evals)} renders)")
-            for update in refine_stream(state, Budget(renders=int(refine_evals), seconds=None), seed, renderer):
+            for update in refine_stream(state, Budget(renders=int(refine_evals), seconds=None), seed, renderer,
+                                        config=RefineConfig(locked=locked)):
                 state = update.state
                 ev = update.event
                 say(f"generation {ev.generation}: {ev.renders} renders, best loss {ev.best_loss:.4f}")
@@ -436,7 +443,7 @@ def match_clip(path, refine_evals: int = 0, seed: int = 0, out: str | Path | Non
         "candidates": [c.label for c in state.candidates],
         "chosen_candidate": int(state.best_index),
         "refine": {"renders": state.refine_renders, "generations": state.refine_generations,
-                   "reason": state.refine_reason or None, "seed": int(seed)},
+                   "reason": state.refine_reason or None, "seed": int(seed), "locked": sorted(locked)},
         "timings": {k_: round(float(v), 4) for k_, v in timings.items()},
         "paths": {"preset": str(saved), "checkpoint": str(getattr(predictor, "source", ""))},
         "tutorial": text,
