@@ -75,7 +75,11 @@ class Renderer:
     def load_json(self, text: str, what: str = "preset") -> None:
         """Load .vital JSON, turning Vita's silent ``False`` into PresetError."""
         self._structure = None
-        if not self._synth.load_json(text):
+        try:
+            loaded = self._synth.load_json(text)
+        except MemoryError:  # Vita's std::bad_alloc on absurd sizes in the JSON
+            loaded = False
+        if not loaded:
             raise PresetError(
                 f"Vita could not load {what}: the JSON is malformed or made by a newer Vital version"
             )
