@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import multiprocessing as mp
 import os
 import sys
@@ -30,6 +31,10 @@ R = TypeVar("R")
 
 SAMPLE_RATE = 44100
 DEFAULT_VELOCITY = 0.8
+#: What a render accepts (checked by ``_check_note``; the CLI checks its arguments against these):
+#: a MIDI note, a velocity in (0, 1] (Vita's range), positive finite lengths in seconds.
+MIDI_NOTES = range(0, 128)
+VELOCITY_MAX = 1.0
 
 
 @dataclass(frozen=True)
@@ -70,7 +75,11 @@ class Renderer:
     def load_json(self, text: str, what: str = "preset") -> None:
         """Load .vital JSON, turning Vita's silent ``False`` into PresetError."""
         self._structure = None
-        if not self._synth.load_json(text):
+        try:
+            loaded = self._synth.load_json(text)
+        except MemoryError:  # Vita's std::bad_alloc on absurd sizes in the JSON
+            loaded = False
+        if not loaded:
             raise PresetError(
                 f"Vita could not load {what}: the JSON is malformed or made by a newer Vital version"
             )
@@ -145,11 +154,11 @@ def _plausible(audio: np.ndarray) -> bool:
 
 
 def _check_note(note: int, velocity: float, note_seconds: float, render_seconds: float) -> None:
-    if not 0 <= int(note) <= 127:
-        raise ValueError(f"MIDI note must be 0-127, got {note}")
-    if not 0.0 < velocity <= 1.0:
-        raise ValueError(f"velocity must be in (0, 1], got {velocity}")
-    if not (note_seconds > 0 and render_seconds > 0):
+    if int(note) not in MIDI_NOTES:
+        raise ValueError(f"MIDI note must be {MIDI_NOTES[0]}-{MIDI_NOTES[-1]}, got {note}")
+    if not 0.0 < velocity <= VELOCITY_MAX:
+        raise ValueError(f"velocity must be in (0, {VELOCITY_MAX:g}], got {velocity}")
+    if not (0 < note_seconds < math.inf and 0 < render_seconds < math.inf):
         raise ValueError(f"note and render lengths must be positive, got {note_seconds} s and {render_seconds} s")
 
 
