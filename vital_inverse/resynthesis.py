@@ -75,7 +75,8 @@ _SWEEP_SHAPE = "Saw Up"  # LFO 1 rises 0 -> 1 once over its period
 _LFO_ONE_SHOT = "Envelope"  # Vital's LFO sync type that runs once per note and holds its end
 _ENV_HOP_S = 0.01  # RMS envelope hop for the fit
 _FLOOR_DB = -60.0  # envelope fit and level contour ignore what lies below this (re the clip's peak)
-_QUIET_DB = -50.0  # positions quieter than this borrow the spectral shape of a louder neighbour
+_QUIET_DB = -50.0
+_TRUSTED_ENV_DB = -30.0  # the level contour is measured only where the fitted envelope is above this  # positions quieter than this borrow the spectral shape of a louder neighbour
 
 
 @dataclass(frozen=True)
@@ -89,8 +90,8 @@ class ResynthesisConfig:
     max_level_db    the level contour left in the frames after the envelope fit is clipped to +-this.
     """
 
-    max_keyframes: int = 48
-    tolerance: float = 0.06
+    max_keyframes: int = 96
+    tolerance: float = 0.03
     cycles: float = 4.0
     max_level_db: float = 12.0
 
@@ -253,8 +254,14 @@ def clip_wavetable(analysis: Analysis, env_values: dict[str, float] | None = Non
     shape = np.where(loud[:, None], shape, shape[nearest])
     if env_values is not None:
         t = centres / sr
-        contour = np.where(loud, level_db - _envelope_db(analysis, env_values, t), 0.0)
-        gain = 10 ** (np.clip(contour - np.max(contour[loud]), -config.max_level_db, 0.0) / 20)
+        model_db = _envelope_db(analysis, env_values, t)
+        trusted = loud & (model_db > _TRUSTED_ENV_DB)  # where the envelope is near 0, a ratio means nothing
+        contour = level_db - model_db
+        if trusted.any():
+            contour = np.where(trusted, contour - np.median(contour[trusted]), 0.0)
+        else:
+            contour = np.zeros(len(positions))
+        gain = 10 ** (np.clip(contour, -config.max_level_db, config.max_level_db) / 20)
     else:
         gain = np.ones(len(positions))
     phases = np.angle(align_cycle_phase(spectra[int(np.argmax(level))]))
