@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Training the generative head (``vital-inverse train-flow``).
 
-The predictor's encoder stays frozen: every training clip's embedding is
+The predictor stays frozen: every training clip's condition (encoder
+embedding + the regression heads' outputs, ``flow.condition``) is
 computed once (cached under DATA/cache/), so an epoch is only the small
 velocity network's work and trains on a CPU in minutes. Pairs are
 (preset, note); the target is the preset's ``FlowCodec`` vector. AdamW,
@@ -22,7 +23,7 @@ import numpy as np
 import torch
 
 from ..data import dataset as ds
-from ..flow import FlowCodec, FlowConfig, VelocityNet, encoder_fingerprint, flow_loss, resolve_device, save_flow
+from ..flow import FlowCodec, FlowConfig, VelocityNet, condition, encoder_fingerprint, flow_loss, resolve_device, save_flow
 from ..params import default_space
 
 
@@ -37,7 +38,7 @@ class FlowTrainConfig:
     weight_decay: float = 1e-4
     warmup_steps: int = 200
     clip: float = 1.0
-    hidden: int = 512
+    hidden: int = 384
     blocks: int = 4
     dropout: float = 0.1
     cond_dropout: float = 0.1
@@ -51,24 +52,27 @@ class FlowTrainConfig:
 
 def embeddings(predictor, data: ds.LoadedData, cache_dir: Path | None, device: torch.device,
                batch: int = 256) -> np.ndarray:
-    """Frozen encoder embeddings of every stored clip: (P, N, D) float16, computed once and cached on disk."""
+    """The flow's condition (``flow.condition``) of every stored clip: (P, N, C) float16, computed once with the
+    frozen predictor and cached on disk (keyed by the encoder's fingerprint and the items)."""
     model = predictor.model
     if model.cfg.encoder != "compact":
         raise ds.DatasetError("train-flow conditions on the compact encoder's embedding; use a compact checkpoint")
-    key = f"emb-{encoder_fingerprint(model)}-{len(data.index)}-{int(data.index.sum())}"
+    key = f"cond-{encoder_fingerprint(model)}-{len(data.index)}-{int(data.index.sum())}"
     path = cache_dir / f"{key}.npy" if cache_dir else None
     if path is not None and path.exists():
         return np.load(path)
-    enc = model.encoder.to(device).eval()
+    model = model.to(device).eval()
     P, N = data.mel.shape[:2]
-    flat = data.mel.reshape(P * N, *data.mel.shape[2:])
-    out = np.zeros((P * N, model.cfg.embed_dim), np.float16)
-    with torch.no_grad():
-        for s in range(0, P * N, batch):
-            x = torch.from_numpy(flat[s:s + batch].astype(np.float32)).to(device)
-            out[s:s + batch] = enc(x).cpu().numpy().astype(np.float16)
-    model.encoder.to("cpu")
-    out = out.reshape(P, N, -1)
+    parts = []
+    for n, note in enumerate(data.meta.notes):
+        for s in range(0, P, batch):
+            x = torch.from_numpy(data.mel[s:s + batch, n].astype(np.float32)).to(device)
+            c = condition(model, x, torch.full((len(x),), int(note), device=device))
+            parts.append((n, s, c.cpu().numpy().astype(np.float16)))
+    model.to("cpu")
+    out = np.zeros((P, N, parts[0][2].shape[1]), np.float16)
+    for n, s, c in parts:
+        out[s:s + len(c), n] = c
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         np.save(path, out)
