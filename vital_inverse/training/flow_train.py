@@ -158,7 +158,9 @@ def train_flow(cfg: FlowTrainConfig, progress: bool = True) -> dict:
         if improved:
             best = dict(row)
             record = _record(cfg, train_data, val_data, best, history, time.perf_counter() - t_start, emb_seconds, device, net)
+            record["data"]["encoder_data_seed"] = predictor.info.data.get("seed")
             save_flow(cfg.out, net, record)
+            update_card(Path(cfg.out), record, fcfg)
         print(f"flow epoch {epoch + 1}: train {row['train_loss']:.4f} val {row['val_loss']:.4f}"
               f"{' *' if improved else ''} ({row['epoch_seconds']:.0f} s)", flush=True)
         if cfg.time_limit_minutes and (time.perf_counter() - t_start) / 60 > cfg.time_limit_minutes:
@@ -204,3 +206,38 @@ def _record(cfg: FlowTrainConfig, train_data: ds.LoadedData, val_data: ds.Loaded
         "parameters": int(sum(p.numel() for p in net.parameters())),
         "config": {k: v for k, v in asdict(cfg).items() if k not in ("out",)},
     }
+
+
+CARD_HEADING = "## Generative head"
+
+
+def card_section(record: dict, fcfg: FlowConfig) -> str:
+    """The model card's section on the generative head (what it is, its data and training)."""
+    d, b = record["data"], record["best"]
+    seen = ("presets the encoder never saw: its training data had seed {}".format(d.get("encoder_data_seed"))
+            if d.get("encoder_data_seed") != d["seed"] else "the presets the encoder was trained on")
+    return f"""{CARD_HEADING}
+`flow.safetensors` + `flow.json`: a conditional flow-matching model (rectified flow, {record['parameters']:,}
+parameters, residual MLP {fcfg.blocks} x {fcfg.hidden}) over the ParamSpace vector (continuous values in [-1, 1],
+each categorical a one-hot block in {{-1, 1}}, decoded by arg-max), conditioned on this checkpoint's frozen encoder
+embedding and regression-head outputs for the clip plus its MIDI note. The predictor samples K presets per clip
+({fcfg.steps} Heun steps) and renders them all; the closest is kept. Trained on {d['train_examples']} examples
+({d['train_presets']} synthetic presets of dataset seed {d['seed']}, notes {d['notes']}; {seen}), best validation flow loss {b.get('val_loss', float('nan')):.4f} at epoch {int(b.get('epoch', 0))},
+{record['seconds'] / 60:.1f} minutes on {record['device']}. Scores: BENCHMARKS.md ("Generative head").
+
+"""
+
+
+def update_card(folder: Path, record: dict, fcfg: FlowConfig) -> None:
+    """Put (or replace) the generative head's section in the checkpoint's README.md, before "## Limits"."""
+    from .. import checkpoint as ckpt
+
+    path = folder / ckpt.CARD
+    text = path.read_text() if path.exists() else ""
+    if CARD_HEADING in text:
+        head, _, rest = text.partition(CARD_HEADING)
+        nxt = rest.find("\n## ")
+        text = head + (rest[nxt + 1:] if nxt >= 0 else "")
+    section = card_section(record, fcfg)
+    text = text.replace("## Limits", section + "## Limits", 1) if "## Limits" in text else text.rstrip() + "\n\n" + section
+    path.write_text(text)
