@@ -250,6 +250,8 @@ def _candidate_words(c) -> str:
     """What a candidate is, in a musician's words (its technical label goes to the details)."""
     if getattr(c, "source", "network") == "retrieval":
         return "a preset from our library (the one that sounds most like your note)"
+    if getattr(c, "source", "network") == "generative":
+        return "one of the model's sampled presets (it proposes many that could make your sound)"
     if not c.changes:
         return "the model's best guess"
     from vital_inverse.params import default_space
@@ -274,7 +276,8 @@ def _analysis_details(m: session.MatchState) -> str:
     times = ", ".join(f"{k} {v:.2f} s" for k, v in m.timings.items())
     return (f"{DISTANCE_DETAILS}\n\n" + "\n".join(rows)
             + f"\n\nCandidates: the network's most probable presets, then the nearest presets of its training "
-              f"library. Timings: {times or '—'}.")
+              f"library, then presets sampled from its generative head (when the checkpoint has one). "
+              f"Timings: {times or '—'}.")
 
 
 def _refine_status(m: session.MatchState, ev, budget_text: str) -> str:
@@ -636,13 +639,29 @@ def _retrieval_count() -> int:
     return int(inspect.signature(PresetPredictor.predict).parameters["retrieval"].default)
 
 
+def _generative_count() -> int:
+    """How many presets the checkpoint's generative head adds (0 when it has none)."""
+    import inspect
+
+    from vital_inverse import checkpoint as ckpt
+    from vital_inverse.flow import FLOW_WEIGHTS
+    from vital_inverse.predict import PresetPredictor
+
+    try:
+        has_flow = (ckpt.resolve(ckpt.default_source()) / FLOW_WEIGHTS).exists()
+    except ckpt.CheckpointError:
+        has_flow = False
+    return int(inspect.signature(PresetPredictor.predict).parameters["generative"].default) if has_flow else 0
+
+
 def about_text() -> str:
     """The About tab, with the candidate count the status line will show."""
-    r = _retrieval_count()
+    r, g = _retrieval_count(), _generative_count()
     words = {1: "One", 2: "Two", 3: "Three", 4: "Four", 5: "Five", 6: "Six", 7: "Seven", 8: "Eight"}
-    total = K_CANDIDATES + r
+    total = K_CANDIDATES + r + g
+    sampled = f", and {g} presets sampled from its generative head" if g else ""
     candidates = (f"{words.get(total, total)} candidates ({K_CANDIDATES} from the network and the {r} presets of "
-                  f"its training library that sound most like your note)" if r else
+                  f"its training library that sound most like your note{sampled})" if r else
                   f"{words.get(total, total)} candidates")
     return ABOUT.format(candidates=candidates, min_note=MIN_NOTE_SECONDS)
 

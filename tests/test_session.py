@@ -64,10 +64,17 @@ def refined(state, pool) -> tuple[session.MatchState, list]:
     return updates[-1].state, updates
 
 
+def _generative(predictor) -> int:
+    """Candidates the generative head adds by default (none without one)."""
+    from vital_inverse.predict import GENERATIVE_K
+
+    return GENERATIVE_K if getattr(predictor, "flow", None) is not None else 0
+
+
 def test_analyze_clip_renders_candidates_and_keeps_the_closest(state, predictor):
     a = state.analysis
     assert (a.note, a.pitched, a.source_name) == (64, True, "keys-vibraphone")
-    n = 4 + (2 if predictor.index is not None else 0)  # K network candidates + retrieval ones
+    n = 4 + (2 if predictor.index is not None else 0) + _generative(predictor)  # network + retrieval + sampled
     assert len(state.candidates) == n and len(state.candidate_losses) == n
     assert [c.source for c in state.candidates].count("network") == 4
     assert all(np.isfinite(state.candidate_losses))
@@ -252,7 +259,7 @@ def noise_clip(path: Path) -> Path:
 def test_an_unpitched_clip_is_rendered_at_c4(predictor, pool, tmp_path):
     state = session.analyze_clip(noise_clip(tmp_path / "noise hit.wav"), predictor, pool, k=2)
     assert state.unpitched and state.analysis.note == 60
-    assert state.stem == "noise hit" and len(state.candidates) == 2 + (2 if predictor.index is not None else 0)
+    assert state.stem == "noise hit" and len(state.candidates) == 2 + (2 if predictor.index is not None else 0) + _generative(predictor)
 
 
 def test_cli_refuses_an_unknown_lock_before_loading_anything(tmp_path):
