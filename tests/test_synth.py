@@ -150,20 +150,23 @@ def _dark_and_bright(space) -> tuple[Preset, Preset]:
 
 def test_a_render_after_another_preset_equals_a_fresh_settled_one(space):
     """What a render plays does not depend on what came before: the settle lets Vital's smoothing finish."""
+    import itertools
+
     from vital_inverse.metrics import mss
 
     dark, bright = _dark_and_bright(space)
     args = (60, 0.8, 0.3, 0.5)
-    fresh = [Renderer().render(dark, *args) for _ in range(2)]
-    noise = mss(*fresh)
+    fresh = [Renderer().render(dark, *args) for _ in range(4)]  # random oscillator phases: compare means
+    noise = float(np.mean([mss(a, b) for a, b in itertools.combinations(fresh, 2)]))
+    bound = 1.5 * noise + 0.5
     r = Renderer()
     r.render(bright, 72, 0.8, 0.3, 0.5)  # a very different sound and note first
     after = r.render(dark, *args)
-    assert mss(after, fresh[0]) <= 1.5 * noise + 0.5, (mss(after, fresh[0]), noise)
+    assert np.mean([mss(after, f) for f in fresh]) <= bound, noise
     # the same Vita without the settle plays the glide from the bright cutoff: audibly different
     synth = vita.Synth()
     assert synth.load_json(bright.to_vital_json())
     synth.render(72, 0.8, 0.3, 0.5)
     synth.get_controls()["filter_1_cutoff"].set(float(dark.values["filter_1_cutoff"]))
     gliding = np.asarray(synth.render(*args))
-    assert mss(gliding, fresh[0]) > 3 * (1.5 * noise + 0.5), (mss(gliding, fresh[0]), noise)
+    assert np.mean([mss(gliding, f) for f in fresh]) > 2 * bound, noise
