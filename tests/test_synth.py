@@ -137,3 +137,36 @@ def test_workers_exit_when_their_parent_is_killed(tmp_path):
     while time.time() < deadline and any(alive(p) for p in pids):
         time.sleep(0.2)
     assert not any(alive(p) for p in pids)
+
+
+def _dark_and_bright(space) -> tuple[Preset, Preset]:
+    """Init with filter 1 on: cutoff at the bottom (dark) or the top (bright); the same structure, so the
+    second render after the first only sets controls, and Vital glides the cutoff between them."""
+    cutoff = space["filter_1_cutoff"]
+    dark = Preset.from_values({"filter_1_on": "On", "filter_1_cutoff": cutoff.min + 0.25 * (cutoff.max - cutoff.min)},
+                              space)
+    return dark, dark.with_values({"filter_1_cutoff": cutoff.max})
+
+
+def test_a_render_after_another_preset_equals_a_fresh_settled_one(space):
+    """What a render plays does not depend on what came before: the settle lets Vital's smoothing finish."""
+    import itertools
+
+    from vital_inverse.metrics import mss
+
+    dark, bright = _dark_and_bright(space)
+    args = (60, 0.8, 0.3, 0.5)
+    fresh = [Renderer().render(dark, *args) for _ in range(4)]  # random oscillator phases: compare means
+    noise = float(np.mean([mss(a, b) for a, b in itertools.combinations(fresh, 2)]))
+    bound = 1.5 * noise + 0.5
+    r = Renderer()
+    r.render(bright, 72, 0.8, 0.3, 0.5)  # a very different sound and note first
+    after = r.render(dark, *args)
+    assert np.mean([mss(after, f) for f in fresh]) <= bound, noise
+    # the same Vita without the settle plays the glide from the bright cutoff: audibly different
+    synth = vita.Synth()
+    assert synth.load_json(bright.to_vital_json())
+    synth.render(72, 0.8, 0.3, 0.5)
+    synth.get_controls()["filter_1_cutoff"].set(float(dark.values["filter_1_cutoff"]))
+    gliding = np.asarray(synth.render(*args))
+    assert np.mean([mss(gliding, f) for f in fresh]) > 2 * bound, noise
