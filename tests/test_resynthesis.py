@@ -171,3 +171,18 @@ def test_mixed_start_keeps_the_other_presets_modules(renderer):
     for name in ("filter_1_on", "filter_1_cutoff", "reverb_on", "osc_2_on"):
         assert mixed.values[name] == other.values[name]
     assert mixed.custom_wavetables[1]["name"] == "mixed (clip)" and mixed.values[rs.SWEEP_ROUTE] == 1.0
+
+
+def test_tutorial_says_the_file_carries_the_swept_table(renderer):
+    from vital_inverse.tutorial import build_report, offline_tutorial
+
+    truth = with_custom_wavetable(Preset.from_values({"env_1_sustain": 0.8}), 1, _known_table())
+    a = analyze(_render(renderer, truth), SR, "tutorial")
+    start = rs.resynthesis_start(a)
+    report = build_report(start, renderer=renderer)
+    item = report.item("osc_1_wavetable")
+    assert item.text_value == "tutorial (clip)"
+    assert "carries the table" in item.how_to and "wavetable editor" in item.how_to and "LFO 1" in item.how_to
+    assert report.item("lfo_1_sync_type").text_value == "Envelope"
+    text = offline_tutorial(start)
+    assert "`tutorial (clip)`" in text and "Envelope" in text
