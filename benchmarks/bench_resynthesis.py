@@ -118,11 +118,11 @@ def run(args) -> None:
             resynth_s = time.perf_counter() - t1
             every = network + own
             chosen, losses, matched = best_of(every, a)
-            own_i = [i for i, c in enumerate(every) if c.source in ("resynthesis", "noise")]
+            own_i = [i for i, c in enumerate(every) if c.source in ("resynthesis", "resynthesis+noise", "noise")]
             net_i = list(range(len(network)))
             row = {"target": name, "note": note if note is not None else a.note, "pitched": a.pitched,
                    "winner": every[chosen].source, "resynth_s": round(resynth_s, 3)}
-            table = own[0].preset.custom_wavetables.get(1) if own else None
+            table = next((c.preset.custom_wavetables[1] for c in own if 1 in c.preset.custom_wavetables), None)
             row["n_keyframes"] = len(table["groups"][0]["components"][0]["keyframes"]) if table else 0
             picks = {"a": min(own_i, key=lambda i: losses[i]) if own_i else None,
                      "b": min(net_i, key=lambda i: losses[i]), "c": chosen}

@@ -29,6 +29,7 @@ from .preset import Preset
 MAX_FLIPS = 8  # uncertain categoricals considered for alternatives
 _CLIP_LABELS = {
     "resynthesis": "the clip's own wavetable, swept in time, fitted envelope (resynthesis)",
+    "resynthesis+noise": "the clip's own wavetable and its noise, fitted envelope (resynthesis)",
     "mixed": "best guess with the clip's own wavetable in oscillator 1",
     "noise": "noise through a filter, fitted envelope (unpitched clip)",
 }
