@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-HUMAN_PRESETS = ROOT.parent / "shared" / "data" / "human-presets"
+# A copy of the 32 human presets (CC BY 4.0, see ATTRIBUTION.md there) so that a fresh clone tests alone.
+HUMAN_PRESETS = ROOT / "tests" / "data" / "human-presets"
 
 
 def free_port() -> int:
@@ -38,7 +39,14 @@ def renderer():
 
 
 @pytest.fixture(scope="session")
-def human_presets() -> list[Path]:
+def human_preset_dir() -> Path:
+    """The in-repo copy of the human presets (tests/data/human-presets, CC BY 4.0)."""
+    assert HUMAN_PRESETS.is_dir(), f"the human presets are missing from {HUMAN_PRESETS}"
+    return HUMAN_PRESETS
+
+
+@pytest.fixture(scope="session")
+def human_presets(human_preset_dir) -> list[Path]:
     paths = human_preset_paths()
     assert len(paths) == 32, f"expected the 32 human presets in {HUMAN_PRESETS}"
     return paths

@@ -73,7 +73,7 @@ def _vital(outputs) -> str | None:
 
 
 def _status(outputs) -> str:
-    return _find(outputs, lambda v: isinstance(v, str) and v.startswith(("**Refin", "**Predicted", "**Stopped")))[-1]
+    return _find(outputs, lambda v: isinstance(v, str) and v.startswith(("**Refin", "**Closest", "**Stopped")))[-1]
 
 
 def _plot_points(outputs) -> int:
@@ -104,7 +104,13 @@ def test_analyze_refine_stop_download(server, tmp_path):
     analyze_seconds = time.monotonic() - t
     assert _note_text(out).startswith("### Detected note: A4")
     assert Path(_vital(out)).name == "lead-umbra.vital"
-    assert "Predicted" in _status(out)
+    status = _status(out)
+    # in a musician's words: how many candidates, the kept one, what the number means; jargon in the details
+    assert status.startswith("**Closest of 6 candidates:**") and "lower is closer" in status
+    assert not any(w in status for w in ("MRSTFT", "log-mel", "p=", "loss"))
+    details = _find(out, lambda v: isinstance(v, str) and "MRSTFT" in v)
+    assert details and "technical label" in details[0]
+    assert "Six candidates" in app.about_text()  # the About tab says what the status shows
     print(f"analyze through the API: {analyze_seconds:.2f} s (loaded machine)")
 
     job = client.submit("renders", 1200, api_name="/refine")
@@ -136,9 +142,19 @@ def test_analyze_refine_stop_download(server, tmp_path):
     assert Path(preset_file).name == "lead-umbra.vital"
     assert vita.Synth().load_preset(preset_file) is True
 
-    # a new Refine continues from the kept best; the plot keeps the earlier points
-    out2 = client.predict("renders", 24, api_name="/refine")
+    # a new Refine continues from the kept best; the plot keeps the earlier points. Filter 1 and
+    # oscillator 1's level are locked: they stay exactly as they were, the table says so
+    job2 = client.submit("renders", 24, ["filter_1"], ["osc_1_level"], api_name="/refine")
+    out2 = job2.result()
     assert "Refined" in _status(out2) and _plot_points(out2) > _plot_points(outputs[-1])
+    shown2 = [o for o in job2.outputs() if _vital(o)]
+    assert shown2, "the locked refinement never showed a result"
+    before, after = load_vital(preset_file).values, load_vital(_vital(shown2[-1])).values
+    for name in ("filter_1_on", "filter_1_cutoff", "filter_1_resonance", "osc_1_level"):
+        assert after[name] == pytest.approx(before[name], abs=1e-9), name
+    table = [v["data"] for v in map(_value, shown2[-1]) if isinstance(v, dict) and "data" in v
+             and v.get("headers") == ["Module", "Setting", "Value", "Note"]][0]
+    assert [row for row in table if row[0] == "Oscillator 1" and row[1] == "Level"][0][3].startswith("🔒 locked")
 
     # the file sounds like the refined player (within Vita's run-to-run noise)
     a = analyze_file(EXAMPLES / "lead-umbra.wav")
@@ -238,3 +254,62 @@ def test_uploads_are_capped(server):
     app, _ = server
     assert app.LIMITS.max_seconds <= 60 and app.LIMITS.max_bytes <= 20 * 1024 * 1024
     assert app.demo.max_file_size == 20 * 1024 * 1024
+
+
+def test_server_address_follows_gradio_variables():
+    import app
+    from vital_inverse.errors import UserError
+
+    assert app.server_address({}) == ("127.0.0.1", 7860)  # this machine only, unless asked
+    assert app.server_address({"GRADIO_SERVER_PORT": "7880"}) == ("127.0.0.1", 7880)
+    assert app.server_address({"GRADIO_SERVER_NAME": "0.0.0.0", "GRADIO_SERVER_PORT": "7881", "PORT": "9"}) == \
+        ("0.0.0.0", 7881)
+    assert app.server_address({"PORT": "7882"}) == ("127.0.0.1", 7882)  # the older variable still works
+    for bad in ("seventy", "70000"):
+        with pytest.raises(UserError, match="GRADIO_SERVER_PORT"):
+            app.server_address({"GRADIO_SERVER_PORT": bad})
+
+
+def _sine(path: Path, seconds: float) -> Path:
+    import soundfile as sf
+
+    t = np.arange(int(44100 * seconds)) / 44100
+    sf.write(path, (0.5 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 44100)
+    return path
+
+
+def test_a_too_short_clip_is_refused(server, tmp_path):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    app, url = server
+    client = _client(url, tmp_path / "client")
+    with pytest.raises(AppError, match="lasts only 0.05 s"):
+        client.predict(handle_file(str(_sine(tmp_path / "blip.wav", 0.05))), api_name="/analyze")
+    # on upload already (what the browser runs when a file is dropped): the player is cleared, the status says why
+    cleared, _, _, status = app.check_clip(str(_sine(tmp_path / "blip2.wav", 0.05)))
+    assert cleared is None and "File refused" in status and "0.05 s" in status
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    cleared, _, _, status = app.check_clip(str(empty))
+    assert cleared is None and "File refused" in status
+    _, _, _, status = app.check_clip(str(EXAMPLES / "keys-vibraphone.wav"))
+    assert "Loaded" in status and "Press **Analyze**" in status
+
+
+def test_one_upload_request_is_capped_in_all(server, tmp_path):
+    import httpx
+
+    app, url = server
+    mb = 1024 * 1024
+    chunk = tmp_path / "chunk.wav"
+    chunk.write_bytes(b"\0" * (12 * mb))  # each file under the 20 MB per-file limit
+    endpoint = url + "gradio_api/upload"
+    with httpx.Client(timeout=60) as http:
+        with open(chunk, "rb") as f1, open(chunk, "rb") as f2:
+            two = http.post(endpoint, files=[("files", ("a.wav", f1)), ("files", ("b.wav", f2))])
+        assert two.status_code == 413 and "too large" in two.text
+        with open(chunk, "rb") as f1:
+            one = http.post(endpoint, files=[("files", ("a.wav", f1))])
+        assert one.status_code == 200, one.text
+    assert app.MAX_REQUEST_BYTES < 2 * 12 * mb

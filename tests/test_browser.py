@@ -39,7 +39,9 @@ def server():
     use_checkpoint()
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"}  # offline tutorial in tests
-    env.update(PORT=str(port), GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
+    env.pop("PORT", None)  # the port comes from gradio's own variable (README: GRADIO_SERVER_PORT)
+    env.update(GRADIO_SERVER_PORT=str(port), GRADIO_SERVER_NAME="127.0.0.1", GRADIO_ANALYTICS_ENABLED="False",
+               PYTHONUNBUFFERED="1")
     ARTIFACTS.mkdir(exist_ok=True)
     url = f"http://127.0.0.1:{port}/"
     with open(ARTIFACTS / "browser-app.log", "w") as log:

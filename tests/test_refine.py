@@ -194,3 +194,36 @@ def test_bad_inputs_raise_clear_refine_errors(target):
         refine(target, init, popsize=1)
     with pytest.raises(RefineError, match="sigma0"):
         refine(target, init, sigma0=0.0)
+
+
+def test_locked_settings_stay_exactly_as_they_were(target, pool, space):
+    """Locking filter 1 (a module) and osc 1's level (one setting): refinement leaves them exactly as the
+    start has them and moves what is not locked (the wave frame; the target's is 160)."""
+    from vital_inverse.locks import expand_locks
+
+    start = Preset.from_values({"filter_1_on": 1.0, "filter_1_cutoff": 90.0, "filter_1_resonance": 0.3,
+                                "osc_1_wave_frame": 40.0, "osc_1_level": 0.6})
+    locked = expand_locks(space, "filter_1, osc_1_level")
+    assert {"filter_1_cutoff", "filter_1_resonance", "filter_1_on", "osc_1_level"} <= locked
+    events = list(refine(target, [start], Budget(renders=3 + 3 * 6), seed=1, renderer=pool, popsize=6,
+                         config=RefineConfig(locked=locked)))
+    last = events[-1]
+    assert not locked & set(last.searched) and "osc_1_wave_frame" in last.searched
+    for e in events:
+        assert all(e.best.values[n] == start.values[n] for n in locked)
+    unlocked = [n for n in last.searched if last.best.values[n] != start.values[n]]
+    assert "osc_1_wave_frame" in unlocked and len(unlocked) > 3
+    assert last.best_loss < events[0].best_loss  # the rest still moves towards the target
+    saved = last.best.to_vital_dict()["settings"]
+    assert saved["filter_1_cutoff"] == 90.0 and saved["osc_1_level"] == 0.6
+
+
+def test_unknown_or_total_locks_are_clear_errors(target, pool, space):
+    from vital_inverse.locks import LockError, expand_locks, module_label
+
+    with pytest.raises(LockError, match="filter_1"):
+        expand_locks(space, "filtr_1")
+    assert module_label(space, "filter_1") == "Filter 1" and module_label(space, "osc_2") == "Oscillator 2"
+    everything = frozenset(space.names)
+    with pytest.raises(RefineError, match="locked"):
+        list(refine(target, [Preset.init()], 10, renderer=pool, popsize=4, config=RefineConfig(locked=everything)))

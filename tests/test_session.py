@@ -222,8 +222,10 @@ def test_silent_and_too_short_clips_are_refused(predictor, pool, tmp_path):
 
 def test_match_clip_returns_one_json_ready_dict(predictor, pool, tmp_path):
     out = tmp_path / "my preset.vital"
-    result = session.match_clip(CLIP, refine_evals=16, seed=1, out=out, predictor=predictor, renderer=pool)
+    result = session.match_clip(CLIP, refine_evals=16, seed=1, out=out, predictor=predictor, renderer=pool,
+                                lock="filter_1,osc_2_wavetable")
     json.dumps(result)  # JSON-ready
+    assert {"filter_1_cutoff", "filter_1_on", "osc_2_wavetable"} <= set(result["refine"]["locked"])
     assert result["note"] == 64 and result["note_name"].startswith("E4") and result["pitched"] is True
     assert 0.0 <= result["confidence"] <= 1.0
     assert result["losses"]["predicted"] > 0 and result["losses"]["refined"] is not None
@@ -254,3 +256,14 @@ def test_an_unpitched_clip_is_rendered_at_c4(predictor, pool, tmp_path):
     state = session.analyze_clip(noise_clip(tmp_path / "noise hit.wav"), predictor, pool, k=2)
     assert state.unpitched and state.analysis.note == 60
     assert state.stem == "noise hit" and len(state.candidates) == 2 + (2 if predictor.index is not None else 0)
+
+
+def test_cli_refuses_an_unknown_lock_before_loading_anything(tmp_path):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "vital_inverse.cli", "match", str(CLIP), "--refine-evals", "8",
+                        "--lock", "filter_1,osc_9_wavetable", "--out", str(tmp_path / "x.vital")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "osc_9_wavetable" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "x.vital").exists()
