@@ -1,11 +1,12 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Starts made of the clip (vital_inverse.resynthesis) against and beside the predictor's; prints Markdown.
 
-Per target: (a) the clip's own starts alone (the resynthesis start, or the
-noise start for unpitched clips), (b) the predictor's candidates alone (K=4
-network + 2 retrieval), (c) all candidates together (b + the resynthesis
-start + the mixed start), each set rendered once and the best by the
-refinement loss (MRSTFT) kept, as the app does; optionally (d) (c) + N
+Per target: (a) the clip's own starts alone (the resynthesis start, with
+and without its noise layer, or the noise start for unpitched clips), (b)
+the predictor's candidates alone (K=4 network + 2 retrieval), (c) all
+candidates together (b + the clip's own starts + the mixed start), each
+shifted onto the clip's f0 (``tuning.retune``), rendered once, and the best
+by the refinement loss (MRSTFT) kept, as the app does; optionally (d) (c) + N
 renders of CMA-ES refinement from the best of all. Metrics of the kept
 render against the target: MSS, wMFCC, SOT, RMS cosine, MRSTFT, f0 error.
 
@@ -64,6 +65,27 @@ def targets(args):
             yield path.stem, note, analyze(raw, 44100, f"{path.stem}@{note}")
 
 
+def retuned(candidates, a):
+    """Candidates shifted onto the clip's f0 as the app does before scoring (``tuning.retune``)."""
+    import dataclasses
+
+    from vital_inverse.tuning import retune
+
+    renderer = _renderer()
+
+    def render(presets):
+        out = []
+        for p in presets:
+            try:
+                out.append(renderer.render(p, a.note, VEL, a.note_seconds, a.render_seconds))
+            except Exception as e:  # noqa: BLE001 - retune leaves a failed preset as it is
+                out.append(e)
+        return out
+
+    tuned = retune([c.preset for c in candidates], a, render)
+    return [c if p is c.preset else dataclasses.replace(c, preset=p) for c, p in zip(candidates, tuned)]
+
+
 def best_of(candidates, a) -> tuple[int, list[float], list[np.ndarray]]:
     """Render every candidate at the clip's note and length; (index of the lowest MRSTFT, losses, matched audio)."""
     renderer = _renderer()
@@ -116,7 +138,7 @@ def run(args) -> None:
             t1 = time.perf_counter()
             own = clip_candidates(a, [network[0].preset])
             resynth_s = time.perf_counter() - t1
-            every = network + own
+            every = retuned(network + own, a)
             chosen, losses, matched = best_of(every, a)
             own_i = [i for i, c in enumerate(every) if c.source in ("resynthesis", "resynthesis+noise", "noise")]
             net_i = list(range(len(network)))
