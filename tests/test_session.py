@@ -67,9 +67,12 @@ def refined(state, pool) -> tuple[session.MatchState, list]:
 def test_analyze_clip_renders_candidates_and_keeps_the_closest(state, predictor):
     a = state.analysis
     assert (a.note, a.pitched, a.source_name) == (64, True, "keys-vibraphone")
-    n = 4 + (2 if predictor.index is not None else 0)  # K network candidates + retrieval ones
+    sources = [c.source for c in state.candidates]
+    own = [s for s in sources if s not in ("network", "retrieval")]  # the clip's own starts
+    assert own[0] == "resynthesis" and own[-1] == "mixed"
+    n = 4 + (2 if predictor.index is not None else 0) + len(own)  # K network + retrieval + the clip's own
     assert len(state.candidates) == n and len(state.candidate_losses) == n
-    assert [c.source for c in state.candidates].count("network") == 4
+    assert sources.count("network") == 4
     # a candidate whose render is inaudible (< -60 dBFS) is a failed one (inf), never the best
     assert any(np.isfinite(state.candidate_losses))
     assert state.best_index == int(np.argmin(state.candidate_losses))
