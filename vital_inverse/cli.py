@@ -205,6 +205,11 @@ def _match(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(r))
     else:
+        for notice in r.get("notices", []):
+            print(f"notice: {notice}", file=sys.stderr)
+        if len(r.get("chord", [])) > 1:
+            print(f"notice: the clip holds more than one note ({r['note_name'].split('note: ')[-1].rstrip(')')}); "
+                  "matched at the lowest. For a closer match, upload one note.", file=sys.stderr)
         refined = r["losses"].get("refined")
         print(f"{r['note_name']}: loss {r['losses']['predicted']:.3f} predicted"
               + (f", {refined:.3f} refined" if refined is not None else "") + f"; wrote {r['paths']['preset']}")
