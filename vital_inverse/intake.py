@@ -167,6 +167,9 @@ CHORD_PEAK_DB = 15.0
 CHORD_FLOOR_DB = 50.0
 CHORD_STRONG_DB = 30.0
 CHORD_MAX_NOTES = 6
+#: ... looked for when YIN's periodicity is at least this (a chord's common period is
+#: often weakly periodic; the partials and the period must then still agree).
+CHORD_MIN_CONFIDENCE = 0.2
 #: ... and one note (not a chord) when its harmonics from the lowest heard up to 4x it are
 #: at least this complete.
 CHORD_GAPLESS = 0.9
@@ -174,6 +177,9 @@ CHORD_GAPLESS = 0.9
 #: pitch; a shorter one is unpitched if it glides into its pitch from this far above.
 DRUM_HELD_SECONDS = 0.4
 DRUM_GLIDE_SEMITONES = 1.5
+#: ... measured only when the onset has a clear period (YIN d' at most this; a gliding
+#: kick's onset has ~0.16).
+GLIDE_MAX_DIP = 0.35
 #: `confidence` at or above this -> pitched.
 PITCHED_CONFIDENCE = 0.5
 #: YIN "first" period: the shortest lag whose d' dip is within this of the deepest dip.
@@ -948,7 +954,9 @@ def _mean_power_spectrum(x: np.ndarray, sr: int) -> tuple[np.ndarray, float]:
     return power, sr / n
 
 
-def detect_pitch(mono: np.ndarray, sample_rate: int, *, n_frames: int = 24) -> tuple[float | None, float]:
+def detect_pitch(
+    mono: np.ndarray, sample_rate: int, *, n_frames: int = 24, min_confidence: float = PITCHED_CONFIDENCE
+) -> tuple[float | None, float]:
     """Pitch of one steady note: (f0_hz, confidence); f0 is None when unpitched.
 
     YIN (de Cheveigne & Kawahara 2002) on up to `n_frames` frames of 40 ms spread over
@@ -965,6 +973,7 @@ def detect_pitch(mono: np.ndarray, sample_rate: int, *, n_frames: int = 24) -> t
     - 5x or more above: "first" (the long "period" is an aliasing or beating pattern).
     confidence = winning group's summed periodicity / frames used (0..1): low for
     noise (no deep dip) and for sounds whose period wanders (drums, sweeps).
+    `min_confidence`: below it f0 is None (default: PITCHED_CONFIDENCE).
     Never raises: bad input gives (None, 0.0).
     """
     try:
@@ -1024,7 +1033,7 @@ def detect_pitch(mono: np.ndarray, sample_rate: int, *, n_frames: int = 24) -> t
     f0 = float(2.0 ** (st / 12.0))
     f0 = _octave_up_from_spectrum(x, sr, f0)
     confidence = float(np.clip(score / len(frames), 0.0, 1.0))
-    if confidence < PITCHED_CONFIDENCE or not FMIN <= f0 <= FMAX * 1.03:
+    if confidence < min_confidence or not FMIN <= f0 <= FMAX * 1.03:
         return None, confidence
     return f0, confidence
 
@@ -1320,8 +1329,11 @@ def analyze(
     if p1 - p0 < 4096:
         p0, p1 = 0, min(note.shape[1], max(p1, 4096))
     steady = note[:, p0:p1].mean(axis=0)
-    f0, confidence = detect_pitch(steady, SAMPLE_RATE)
-    chord = detect_chord(steady, SAMPLE_RATE, f0)
+    # A chord's common period can be weakly periodic (ET tuning, a period near 20 Hz): the
+    # chord check accepts YIN's estimate from CHORD_MIN_CONFIDENCE on.
+    period_f0, confidence = detect_pitch(steady, SAMPLE_RATE, min_confidence=CHORD_MIN_CONFIDENCE)
+    f0 = period_f0 if confidence >= PITCHED_CONFIDENCE else None
+    chord = detect_chord(steady, SAMPLE_RATE, period_f0)
     if chord:  # more than one note: matched at the lowest
         f0, confidence = chord[0], max(confidence, PITCHED_CONFIDENCE)
     elif f0 is not None and _is_drum_hit(note.mean(axis=0), e, hop_s, f0, confidence):
@@ -1367,6 +1379,8 @@ def _onset_glide(x: np.ndarray, sr: int, f0: float) -> float:
         return 0.0
     cm = _yin_cmndf(x[None, :n] - x[:n].mean(), w, tau_hi)[0]
     k = tau_lo + int(np.argmin(cm[tau_lo : tau_hi + 1]))
+    if cm[k] > GLIDE_MAX_DIP:
+        return 0.0  # no clear period at the onset (a click, a filter's transient): no evidence of a glide
     return 12.0 * math.log2(period / max(k, 1))
 
 
