@@ -167,9 +167,6 @@ CHORD_PEAK_DB = 15.0
 CHORD_FLOOR_DB = 50.0
 CHORD_STRONG_DB = 30.0
 CHORD_MAX_NOTES = 6
-#: ... looked for when YIN's periodicity is at least this (a chord's common period is
-#: often weakly periodic; the partials and the period must then still agree).
-CHORD_MIN_CONFIDENCE = 0.2
 #: ... and one note (not a chord) when its harmonics from the lowest heard up to 4x it are
 #: at least this complete.
 CHORD_GAPLESS = 0.9
@@ -894,14 +891,14 @@ def detect_chord(mono: np.ndarray, sample_rate: int, f0: float | None) -> tuple[
     - else the partials within 30 dB of the loudest are explained greedily from the
       bottom: the lowest partial that is not a harmonic (within 3 %) of a note found so
       far starts a new note (one note, or more than CHORD_MAX_NOTES: not a chord); the
-      notes must be harmonics of f0 (or f0 / 2), their common period (unison detune
-      smears a note into peaks that share none);
+      notes must share a common period (`_common_period`; unison detune smears a note
+      into peaks that share none);
     - still one note when the partials are harmonics d, d+1, d+2 ... of one pitch
       without gaps (`CHORD_GAPLESS`; a note whose fundamental is filtered away), where
       a chord leaves gaps: C-E-G holds harmonics 4, 5, 6, 8, 10, 12 of C two octaves
       down, not 7, 9, 11.
     An octave doubling cannot be told from timbre and counts as one note. Never raises."""
-    if f0 is None or not f0 > 0:
+    if f0 is not None and not f0 > 0:
         return ()
     try:
         x = np.asarray(mono, dtype=np.float64).reshape(-1)
@@ -912,7 +909,7 @@ def detect_chord(mono: np.ndarray, sample_rate: int, f0: float | None) -> tuple[
     except (TypeError, ValueError, OverflowError):
         return ()
     freqs, pw = _spectral_peaks(power, bin_hz)
-    if len(freqs) < 2 or np.any(np.abs(np.log2(freqs / f0)) < 0.04):
+    if len(freqs) < 2 or (f0 is not None and np.any(np.abs(np.log2(freqs / f0)) < 0.04)):
         return ()  # no partials to speak of, or the period's own fundamental is heard: one note
     strong = freqs[pw >= pw.max() * 10.0 ** (-CHORD_STRONG_DB / 10.0)]
     notes: list[float] = []
@@ -924,11 +921,7 @@ def detect_chord(mono: np.ndarray, sample_rate: int, f0: float | None) -> tuple[
             return ()
     if len(notes) < 2:
         return ()
-    for m in (1, 2):  # the notes share f0 as their period (or f0 / 2: C-E-G's C two octaves down can be below FMIN)
-        k = np.array(notes) / (f0 / m)
-        if np.all(np.abs(k - np.round(k)) <= 0.02 * k):
-            break
-    else:
+    if not _common_period(np.array(notes), f0):
         return ()  # not one common period: a detuned (unison) note's smear, not notes played together
     for d in range(2, CHORD_MAX_NOTES + 1):  # the lowest partial as harmonic d of one note
         k = strong / (notes[0] / d)
@@ -939,6 +932,24 @@ def detect_chord(mono: np.ndarray, sample_rate: int, f0: float | None) -> tuple[
             if len(span) >= 3 and len(ks & set(span)) >= CHORD_GAPLESS * len(span):
                 return ()  # harmonics d, d+1, d+2 ... all there: one note without its fundamental
     return tuple(notes) if len(notes) >= 2 else ()
+
+
+def _common_period(notes: np.ndarray, f0: float | None) -> bool:
+    """Do the notes sound together as one period, as notes of a chord do?
+
+    With YIN's f0: every note a harmonic of f0 or of f0 / 2 (C-E-G's common period, C two
+    octaves below C, can lie below FMIN) within 2 %. Without one (the period too weak or
+    too long for YIN, e.g. a low triad of detuned voices): the notes are harmonics d, ...
+    of notes[0] / d for some d <= 10 (a minor triad is 10:12:15) within 1 %."""
+    if f0 is not None:
+        periods, tol = (f0, f0 / 2), 0.02
+    else:
+        periods, tol = tuple(notes[0] / d for d in range(1, 11)), 0.01
+    for p in periods:
+        k = notes / p
+        if np.all(np.abs(k - np.round(k)) <= tol * k):
+            return True
+    return False
 
 
 def _mean_power_spectrum(x: np.ndarray, sr: int) -> tuple[np.ndarray, float]:
@@ -954,9 +965,7 @@ def _mean_power_spectrum(x: np.ndarray, sr: int) -> tuple[np.ndarray, float]:
     return power, sr / n
 
 
-def detect_pitch(
-    mono: np.ndarray, sample_rate: int, *, n_frames: int = 24, min_confidence: float = PITCHED_CONFIDENCE
-) -> tuple[float | None, float]:
+def detect_pitch(mono: np.ndarray, sample_rate: int, *, n_frames: int = 24) -> tuple[float | None, float]:
     """Pitch of one steady note: (f0_hz, confidence); f0 is None when unpitched.
 
     YIN (de Cheveigne & Kawahara 2002) on up to `n_frames` frames of 40 ms spread over
@@ -973,7 +982,6 @@ def detect_pitch(
     - 5x or more above: "first" (the long "period" is an aliasing or beating pattern).
     confidence = winning group's summed periodicity / frames used (0..1): low for
     noise (no deep dip) and for sounds whose period wanders (drums, sweeps).
-    `min_confidence`: below it f0 is None (default: PITCHED_CONFIDENCE).
     Never raises: bad input gives (None, 0.0).
     """
     try:
@@ -1033,7 +1041,7 @@ def detect_pitch(
     f0 = float(2.0 ** (st / 12.0))
     f0 = _octave_up_from_spectrum(x, sr, f0)
     confidence = float(np.clip(score / len(frames), 0.0, 1.0))
-    if confidence < min_confidence or not FMIN <= f0 <= FMAX * 1.03:
+    if confidence < PITCHED_CONFIDENCE or not FMIN <= f0 <= FMAX * 1.03:
         return None, confidence
     return f0, confidence
 
@@ -1329,11 +1337,8 @@ def analyze(
     if p1 - p0 < 4096:
         p0, p1 = 0, min(note.shape[1], max(p1, 4096))
     steady = note[:, p0:p1].mean(axis=0)
-    # A chord's common period can be weakly periodic (ET tuning, a period near 20 Hz): the
-    # chord check accepts YIN's estimate from CHORD_MIN_CONFIDENCE on.
-    period_f0, confidence = detect_pitch(steady, SAMPLE_RATE, min_confidence=CHORD_MIN_CONFIDENCE)
-    f0 = period_f0 if confidence >= PITCHED_CONFIDENCE else None
-    chord = detect_chord(steady, SAMPLE_RATE, period_f0)
+    f0, confidence = detect_pitch(steady, SAMPLE_RATE)
+    chord = detect_chord(steady, SAMPLE_RATE, f0)
     if chord:  # more than one note: matched at the lowest
         f0, confidence = chord[0], max(confidence, PITCHED_CONFIDENCE)
     elif f0 is not None and _is_drum_hit(note.mean(axis=0), e, hop_s, f0, confidence):
