@@ -36,7 +36,7 @@ from pathlib import Path
 import gradio as gr
 from starlette.middleware import Middleware
 
-from vital_inverse import plots, session
+from vital_inverse import intake, plots, session
 from vital_inverse.errors import UserError
 from vital_inverse.intake import IntakeLimits
 
@@ -229,14 +229,18 @@ def _retire(old: UserSession | None) -> None:
 
 def _note_markdown(m: session.MatchState) -> str:
     a = m.analysis
+    extra = "".join(f"\n\nℹ️ {html.escape(n, quote=False)}" for n in a.notices)
     if not a.pitched:
         return (f"### Detected note: none — ⚠️ unpitched, rendered at C4\n"
                 f"No steady pitch was found (confidence {a.confidence:.2f}), so the presets are played at "
-                f"C4 (MIDI 60). Note length {a.note_seconds:.2f} s held, {a.render_seconds:.2f} s in all.")
+                f"C4 (MIDI 60). Note length {a.note_seconds:.2f} s held, {a.render_seconds:.2f} s in all.{extra}")
     hz = f"{a.f0_hz:.1f} Hz, " if a.f0_hz else ""
+    if len(a.chord) > 1:
+        extra += (f"\n\n⚠️ **More than one note** ({' '.join(intake.midi_name(n) for n in a.chord)}): matched at the "
+                  f"lowest, {intake.midi_name(a.note)}. For a closer match, upload a clip of one note.")
     return (f"### Detected note: {a.note_name()}\n"
             f"MIDI {a.note} ({hz}pitch confidence {a.confidence:.2f}); key held {a.note_seconds:.2f} s, "
-            f"{a.render_seconds:.2f} s in all.")
+            f"{a.render_seconds:.2f} s in all.{extra}")
 
 
 DISTANCE_WORDS = "spectral distance, lower is closer"

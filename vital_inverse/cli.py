@@ -202,12 +202,23 @@ def _match(args: argparse.Namespace) -> int:
 
     if args.refine_evals < 0:
         raise UsageError("--refine-evals must be 0 or more")
+    if args.out is not None and not args.out.is_dir() and not args.out.parent.is_dir():
+        raise UsageError(f"output folder {args.out.parent} does not exist; create it first")
+    # A bad clip is refused here in milliseconds, before the model loads and render workers start.
+    from .intake import analyze_file
+
+    analyze_file(args.clip)
     say = None if args.json else (lambda m: print(m, file=sys.stderr))
     r = match_clip(args.clip, refine_evals=args.refine_evals, seed=args.seed, out=args.out,
                    checkpoint=args.checkpoint, progress=say, lock=args.lock)
     if args.json:
         print(json.dumps(r))
     else:
+        for notice in r.get("notices", []):
+            print(f"notice: {notice}", file=sys.stderr)
+        if len(r.get("chord", [])) > 1:
+            print(f"notice: the clip holds more than one note ({r['note_name'].split('note: ')[-1].rstrip(')')}); "
+                  "matched at the lowest. For a closer match, upload one note.", file=sys.stderr)
         refined = r["losses"].get("refined")
         print(f"{r['note_name']}: loss {r['losses']['predicted']:.3f} predicted"
               + (f", {refined:.3f} refined" if refined is not None else "") + f"; wrote {r['paths']['preset']}")

@@ -475,6 +475,8 @@ def match_clip(path, refine_evals: int = 0, seed: int = 0, out: str | Path | Non
         "pitched": bool(a.pitched),
         "confidence": float(a.confidence),
         "f0_hz": a.f0_hz,
+        "chord": [int(n) for n in a.chord],
+        "notices": list(a.notices),
         "note_seconds": float(a.note_seconds),
         "render_seconds": float(a.render_seconds),
         "losses": {
