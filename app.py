@@ -91,14 +91,18 @@ class Engine:
         self._renderer = None
         self._display = None  # a Renderer for reading Vital's display text (the settings table)
         self._display_lock = threading.Lock()
+        self._owns_renderer = True
         self.startup_seconds: dict[str, float] = {}
 
     @property
     def ready(self) -> bool:
         return self._predictor is not None and self._renderer is not None
 
-    def start(self) -> Engine:
-        """Load the model, start and warm the render workers and every first-call path. Idempotent."""
+    def start(self, predictor=None, renderer=None) -> Engine:
+        """Load the model, start and warm the render workers and every first-call path. Idempotent.
+
+        ``predictor``/``renderer`` (a ParallelRenderer) may be handed in, already loaded (tests share
+        them); a renderer handed in is left open by ``close``."""
         with self._lock:
             if self.ready:
                 return self
@@ -108,14 +112,15 @@ class Engine:
             from vital_inverse.synth import ParallelRenderer, Renderer
 
             self.startup_seconds["import"] = time.perf_counter() - t0
-            renderer = ParallelRenderer(self.workers)
+            self._owns_renderer = renderer is None
+            renderer = renderer or ParallelRenderer(self.workers)
             # The workers start (each builds its Synth, imports torch and runs the loss once)
             # while this process loads the model and warms its own first-call paths.
             warming = threading.Thread(target=self._warm_workers, args=(renderer,), daemon=True)
             warming.start()
             try:
                 t = time.perf_counter()
-                predictor = PresetPredictor.load()
+                predictor = predictor or PresetPredictor.load()
                 self.startup_seconds["load_model"] = time.perf_counter() - t
                 t = time.perf_counter()
                 intake.warm_up()
@@ -126,7 +131,7 @@ class Engine:
                 t = time.perf_counter()
                 warming.join()
                 self.startup_seconds["wait_workers"] = time.perf_counter() - t
-                if self._display is None:  # start-up failed: do not leave the workers behind
+                if self._display is None and self._owns_renderer:  # start-up failed: do not leave the workers behind
                     renderer.close()
             self._predictor, self._renderer = predictor, renderer
             self.startup_seconds["total"] = time.perf_counter() - t0
@@ -170,7 +175,8 @@ class Engine:
 
         with self._lock:
             old, self._renderer = self._renderer, ParallelRenderer(self.workers)
-        if old is not None:
+            owned, self._owns_renderer = self._owns_renderer, True
+        if old is not None and owned:
             try:
                 old.close()
             except Exception as e:  # noqa: BLE001 - it is already broken
@@ -178,9 +184,9 @@ class Engine:
 
     def close(self) -> None:
         with self._lock:
-            if self._renderer is not None:
+            if self._renderer is not None and self._owns_renderer:
                 self._renderer.close()
-                self._renderer = None
+            self._renderer = None
 
 
 ENGINE = Engine()

@@ -28,12 +28,12 @@ from test_session import use_checkpoint
 
 
 @pytest.fixture(scope="module")
-def server():
+def server(shipped_predictor, render_pool):
     use_checkpoint()
     saved_key = os.environ.pop("ANTHROPIC_API_KEY", None)  # the tutorial must not call the API from tests
     import app
 
-    app.ENGINE.start()
+    app.ENGINE.start(shipped_predictor, render_pool)  # the session's model and workers (each costs seconds)
     port = free_port()
     app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     yield app, f"http://127.0.0.1:{port}/"
