@@ -313,3 +313,29 @@ def test_one_upload_request_is_capped_in_all(server, tmp_path):
             one = http.post(endpoint, files=[("files", ("a.wav", f1))])
         assert one.status_code == 200, one.text
     assert app.MAX_REQUEST_BYTES < 2 * 12 * mb
+
+
+def test_morph_from_the_current_match_to_a_vital_file(server, tmp_path, human_preset_dir):
+    import vita
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    app, url = server
+    client = _client(url, tmp_path / "client")
+    with pytest.raises(AppError, match="analyze a clip"):
+        client.predict("Current match", None, None, "A .vital file", handle_file(str(human_preset_dir /
+                       "PS-20-Oboe.vital")), None, 3, api_name="/morph")
+    client.predict(handle_file(str(EXAMPLES / "keys-vibraphone.wav")), api_name="/analyze")
+    out = client.predict("Current match", None, None, "A .vital file",
+                         handle_file(str(human_preset_dir / "PS-20-Oboe.vital")), None, 3, api_name="/morph")
+    status = _value(out[0])
+    assert status.startswith("**Morph from keys-vibraphone to PS-20 Oboe**") and "even step" in status
+    n = app.MORPH_MAX_STEPS
+    players, downloads = [_value(x) for x in out[1:1 + n]], [_value(x) for x in out[1 + n:]]
+    assert [bool(p) for p in players] == [True] * 3 + [False] * (n - 3)
+    assert all(Path(d).suffix == ".vital" for d in downloads[:3])
+    assert vita.Synth().load_preset(downloads[1]) is True
+    import soundfile as sf
+
+    middle, _ = sf.read(players[1], dtype="float32")
+    assert 20 * np.log10(np.sqrt(np.mean(np.square(middle))) + 1e-12) > -60  # the middle step sounds

@@ -245,11 +245,15 @@ class MorphResult:
 
 def render_morph(presets: Sequence[Preset], note: int = 60, note_seconds: float = 1.0, render_seconds: float = 1.5,
                  renderer=None) -> MorphResult:
-    """Render every step (one Synth, settled after each load) and measure the path's smoothness."""
+    """Render every step and measure the path's smoothness. ``renderer``: a ``synth.Renderer`` (one Synth,
+    settled after each load; the default makes one) or a ``ParallelRenderer`` (the steps in parallel)."""
     from .synth import Renderer
 
     renderer = renderer or Renderer()
-    audio = [renderer.render(p, int(note), 0.8, float(note_seconds), float(render_seconds)) for p in presets]
+    if hasattr(renderer, "render_many"):
+        audio = list(renderer.render_many(list(presets), int(note), 0.8, float(note_seconds), float(render_seconds)))
+    else:
+        audio = [renderer.render(p, int(note), 0.8, float(note_seconds), float(render_seconds)) for p in presets]
     features = np.stack([morph_features(x) for x in audio])
     return MorphResult(list(presets), audio, int(note), smoothness(features), features)
 
