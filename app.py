@@ -294,9 +294,9 @@ def _refine_status(m: session.MatchState, ev, budget_text: str) -> str:
 def _refine_details(m: session.MatchState, ev, locked: frozenset[str] = frozenset()) -> str:
     searched = getattr(ev, "searched", ()) or ()
     lines = [DISTANCE_DETAILS, "",
-             f"Refinement: CMA-ES over the preset's continuous settings; generation {ev.generation}, "
-             f"{ev.renders} renders this run ({m.refine_renders} for this clip), {ev.elapsed:.1f} s. "
-             f"Best loss {ev.best_loss:.4f}; predicted {m.predicted_loss:.4f}.",
+             (f"Refinement: CMA-ES over the preset's continuous settings; generation {ev.generation}, "
+              f"{ev.renders} renders this run ({m.refine_renders} for this clip), {ev.elapsed:.1f} s. "
+              f"Best loss {ev.best_loss:.4f}; predicted {m.predicted_loss:.4f}."),
              f"Searched {len(searched)} settings" + (f": {', '.join(searched)}." if searched else ".")]
     if locked:
         lines.append(f"Locked (left exactly as they were): {', '.join(sorted(locked))}.")
@@ -416,8 +416,8 @@ def check_clip(clip):
         return None, "", gr.skip(), f"⛔ **File refused:** {html.escape(problem, quote=False)}"
     pitch = a.note_name() if a.pitched else "no steady pitch"
     return (gr.skip(), "", gr.skip(),
-            f"Loaded **{html.escape(a.source_name, quote=False)}**: a note of {a.render_seconds:.1f} s "
-            f"({pitch}). Press **Analyze**.")
+            (f"Loaded **{html.escape(a.source_name, quote=False)}**: a note of {a.render_seconds:.1f} s "
+             f"({pitch}). Press **Analyze**."))
 
 
 def buttons_busy():
@@ -569,8 +569,8 @@ def _morph_table(result) -> str:
     s = result.smooth
     if not s["steps"]:
         return ""
-    rows = ["| step | how far from A (0 = A, 1 = B) | step size (an even step is "
-            f"{1 / (len(result.presets) - 1):.2f}) |", "|---|---|---|"]
+    even = 1 / (len(result.presets) - 1)
+    rows = [f"| step | how far from A (0 = A, 1 = B) | step size (an even step is {even:.2f}) |", "|---|---|---|"]
     for i, far in enumerate(s["from_a"]):
         size = f"{s['steps'][i - 1]:.2f}" if i else "—"
         rows.append(f"| {i + 1} | {far:.2f} | {size} |")

@@ -152,9 +152,9 @@ def test_analyze_refine_stop_download(server, tmp_path):
     before, after = load_vital(preset_file).values, load_vital(_vital(shown2[-1])).values
     for name in ("filter_1_on", "filter_1_cutoff", "filter_1_resonance", "osc_1_level"):
         assert after[name] == pytest.approx(before[name], abs=1e-9), name
-    table = [v["data"] for v in map(_value, shown2[-1]) if isinstance(v, dict) and "data" in v
-             and v.get("headers") == ["Module", "Setting", "Value", "Note"]][0]
-    assert [row for row in table if row[0] == "Oscillator 1" and row[1] == "Level"][0][3].startswith("locked")
+    table = next(v["data"] for v in map(_value, shown2[-1]) if isinstance(v, dict) and "data" in v
+                 and v.get("headers") == ["Module", "Setting", "Value", "Note"])
+    assert next(row for row in table if row[0] == "Oscillator 1" and row[1] == "Level")[3].startswith("locked")
 
     # the file sounds like the refined player (within Vita's run-to-run noise)
     a = analyze_file(EXAMPLES / "lead-umbra.wav")

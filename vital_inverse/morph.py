@@ -143,7 +143,7 @@ def _blend_wavetables(preset: Preset, a: Preset, b: Preset, t: float, space: Par
             continue
         positions = sorted(set(ta.keyframe_positions()) | set(tb.keyframe_positions()))
         if len(positions) > MAX_BLEND_KEYFRAMES:
-            positions = sorted({int(round(x)) for x in np.linspace(0, 256, MAX_BLEND_KEYFRAMES)})
+            positions = sorted({round(float(x)) for x in np.linspace(0, 256, MAX_BLEND_KEYFRAMES)})
         frames = np.stack([_frequency_interpolate(ta.frame_at(p), tb.frame_at(p), t) for p in positions])
         peak = float(np.max(np.abs(frames))) or 1.0
         table = Wavetable(f"{ta.name} > {tb.name} {round(100 * t)}%", (frames / max(peak, 1.0)).astype(np.float32),
