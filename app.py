@@ -766,6 +766,10 @@ def build_demo() -> gr.Blocks:
                     lock_settings = gr.Dropdown(locks.setting_choices(space), value=[], multiselect=True,
                                                 label="Single settings (e.g. Oscillator 2 Wavetable)",
                                                 elem_id="lock-settings")
+                gr.Markdown("**Refinement progress.** When you press **Refine**, the plot below draws the distance "
+                            "to your note try by try: the red line is the best so far (what the Refined player "
+                            "plays), the light blue one each generation's best try.", elem_id="loss-hint",
+                            elem_classes=["hint"])
                 # no initial value: a LinePlot that starts from an empty DataFrame draws no lines later (gradio 6.31)
                 loss_plot = gr.LinePlot(x="renders", y="loss", color="series",
                                         title="Refinement: distance to your note, try by try (lower is closer)",

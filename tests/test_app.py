@@ -339,3 +339,7 @@ def test_morph_from_the_current_match_to_a_vital_file(server, tmp_path, human_pr
 
     middle, _ = sf.read(players[1], dtype="float32")
     assert 20 * np.log10(np.sqrt(np.mean(np.square(middle))) + 1e-12) > -60  # the middle step sounds
+    # B may be the match of another clip
+    out = client.predict("Current match", None, None, "Another clip", None,
+                         handle_file(str(EXAMPLES / "bass-nier.wav")), 2, api_name="/morph")
+    assert _value(out[0]).startswith("**Morph from keys-vibraphone to bass-nier**")
