@@ -332,6 +332,30 @@ def _notice(exc: BaseException) -> gr.Error:
                   "Unexpected error")
 
 
+class _Blocks(gr.Blocks):
+    """gr.Blocks whose request-input errors reach the client as a message, logged in one line.
+
+    gradio checks a request's files before any handler runs (``preprocess_data``): a
+    path the server refuses (not uploaded through it) raised InvalidPathError there, which
+    gradio's queue logged with a full traceback and sent as ``{"error": null}`` (its
+    ``error_payload`` hides messages of non-``gr.Error`` exceptions when show_error is off)."""
+
+    async def preprocess_data(self, *args, **kwargs):
+        try:
+            return await super().preprocess_data(*args, **kwargs)
+        except gr.Error:
+            raise
+        except Exception as e:  # noqa: BLE001 - anything wrong with a request's input is the request's
+            from gradio.exceptions import InvalidPathError
+
+            log.warning("refused a request's input: %s: %s", type(e).__name__, str(e).splitlines()[0][:300] if str(e) else "")
+            if isinstance(e, InvalidPathError):
+                raise _error("The server refused that file: it only reads files uploaded through this page or "
+                             "its API (handle_file). Upload the clip and try again.", "File refused") from None
+            raise _error(f"The request's input could not be read ({type(e).__name__}). Upload the clip again "
+                         "through this page or the API.", "Bad request") from None
+
+
 def _user_errors(fn):
     """Turn every exception into a gr.Error notice (UserError messages are shown as they are)."""
     @functools.wraps(fn)
@@ -715,7 +739,7 @@ def build_demo() -> gr.Blocks:
     from vital_inverse.params import default_space
 
     space = default_space()
-    with gr.Blocks(title="Vital Inverse", delete_cache=(3600, 7200)) as demo:
+    with _Blocks(title="Vital Inverse", delete_cache=(3600, 7200)) as demo:
         user = gr.State(None, time_to_live=STATE_TTL_SECONDS, delete_callback=_delete_session)
         gr.Markdown(INTRO)
         with gr.Tabs():

@@ -163,16 +163,22 @@ def test_out_of_range_and_wrong_types_in_a_file(human_presets, tmp_path):
         load_vital(tmp_path / "missing.vital")
 
 
-@pytest.mark.parametrize("damage", ["no_version", "groups_not_a_list"])
-def test_vita_refusal_is_an_error_not_an_init_preset(human_presets, damage):
-    """A document that parses but that Vita refuses raises instead of rendering Init."""
+@pytest.mark.parametrize("damage, message", [("no_version", "missing 'synth_version'"),
+                                             ("no_sample", "missing 'settings.sample'"),
+                                             ("groups_not_a_list", "'groups' must be a list")])
+def test_vita_refusal_is_an_error_not_an_init_preset(human_presets, damage, message):
+    """A document Vita refuses is refused when parsed, naming the missing or broken part; JSON text handed
+    straight to the renderer raises instead of rendering Init."""
     doc = json.loads(human_presets[2].read_text())
     if damage == "no_version":
         doc.pop("synth_version")
+    elif damage == "no_sample":
+        doc["settings"].pop("sample")
     else:
         doc["settings"]["wavetables"][0]["groups"] = "x"
     text = json.dumps(doc)
     assert not vita.Synth().load_json(text)
-    preset = parse_vital(text)
+    with pytest.raises(PresetError, match=message):
+        parse_vital(text)
     with pytest.raises(PresetError, match="Vita could not load"):
-        Renderer().render(preset)
+        Renderer().render(text)

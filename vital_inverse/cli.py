@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -17,6 +18,70 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
 class UsageError(ValueError):
     """Bad command-line input; printed without a traceback."""
+
+
+#: Longest render the ``render`` command makes (seconds): a note, not an album.
+MAX_RENDER_SECONDS = 60.0
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one ``error:`` line (no usage block) and exit code 2 on bad arguments."""
+
+    def error(self, message: str):  # noqa: D401 - argparse's hook
+        self.exit(2, f"error: {self.prog}: {message} (see '{self.prog} --help')\n")
+
+
+def _finite(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def _midi_note(text: str) -> int:
+    from .synth import MIDI_NOTES
+
+    lo, hi = MIDI_NOTES[0], MIDI_NOTES[-1]
+    try:
+        note = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a MIDI note number {lo}-{hi} (60 = middle C), got {text!r}") from None
+    if note not in MIDI_NOTES:
+        raise argparse.ArgumentTypeError(f"MIDI notes are {lo}-{hi} (60 = middle C), got {note}")
+    return note
+
+
+def _velocity(text: str) -> float:
+    from .synth import VELOCITY_MAX
+
+    value = _finite(text)
+    if not 0.0 < value <= VELOCITY_MAX:
+        raise argparse.ArgumentTypeError(f"velocity must be above 0 and at most {VELOCITY_MAX:g} (0.8 is a firm key press), got {text}")
+    return value
+
+
+def _render_seconds(text: str) -> float:
+    value = _finite(text)
+    if not 0.0 < value <= MAX_RENDER_SECONDS:
+        raise argparse.ArgumentTypeError(f"must be above 0 and at most {MAX_RENDER_SECONDS:g} seconds, got {text}")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    value = _finite(text)
+    if value <= 0.0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
+def _positive(text: str) -> float:
+    value = _finite(text)
+    if value <= 0.0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
 
 
 def command(name: str):
@@ -48,7 +113,7 @@ def _ints(text: str) -> list[int]:
 
 
 def get_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vital-inverse", description="Hear a synth sound, get the Vital preset that makes it.")
+    parser = _Parser(prog="vital-inverse", description="Hear a synth sound, get the Vital preset that makes it.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("match", help="match a clip of one note: predict (and refine) a Vital preset")
@@ -72,11 +137,13 @@ def get_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("render", help="render a .vital preset to a WAV file")
     p.add_argument("preset", type=Path)
-    p.add_argument("--note", type=int, default=60)
-    p.add_argument("--velocity", type=float, default=0.8)
-    p.add_argument("--seconds", type=float, default=2.0, help="render length")
-    p.add_argument("--note-seconds", type=float, default=None, help="how long the key is held (default: 75%% of --seconds)")
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--note", type=_midi_note, default=60, help="MIDI note (60 = middle C)")
+    p.add_argument("--velocity", type=_velocity, default=0.8, help="key velocity, above 0 and at most 1")
+    p.add_argument("--seconds", type=_render_seconds, default=2.0, help=f"render length (at most {MAX_RENDER_SECONDS:g} s)")
+    p.add_argument("--note-seconds", type=_positive_seconds, default=None,
+                   help="how long the key is held (default: 75%% of --seconds)")
+    p.add_argument("--out", type=Path, required=True, help="a .wav (float WAV when the render goes above full scale) "
+                   "or .flac (scaled down, with a notice, when it would clip)")
 
     p = sub.add_parser("params", help="list the ParamSpace (ranges read from Vita)")
     p.add_argument("--json", action="store_true")
@@ -90,8 +157,8 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--shard-size", type=int, default=128)
-    p.add_argument("--note-seconds", type=float, default=1.5)
-    p.add_argument("--render-seconds", type=float, default=2.0)
+    p.add_argument("--note-seconds", type=_finite, default=1.5)
+    p.add_argument("--render-seconds", type=_finite, default=2.0)
     p.add_argument("--store-audio", action="store_true", help="also keep 16 kHz mono audio (for AST embeddings)")
     p.add_argument("--backend", choices=["local", "ray"], default="local")
     p.add_argument("--no-progress", action="store_true")
@@ -113,7 +180,7 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--encoder", choices=["compact", "ast"], default="compact")
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr", type=_positive, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, default=None, help="at most this many training presets")
     p.add_argument("--val-audio-items", type=int, default=32)
@@ -175,22 +242,42 @@ def _morph(args: argparse.Namespace) -> int:
 
 @command("render")
 def _render(args: argparse.Namespace) -> int:
+    import numpy as np
     import soundfile as sf
 
     from .preset import load_vital
     from .synth import SAMPLE_RATE, Renderer
 
-    if args.seconds <= 0 or args.seconds > 60:
-        raise UsageError(f"--seconds must be in (0, 60], got {args.seconds}")
     note_seconds = args.note_seconds if args.note_seconds is not None else 0.75 * args.seconds
     if args.out.suffix.lower() not in (".wav", ".flac"):
         raise UsageError(f"--out must end in .wav or .flac, got {args.out.name}")
-    if not args.out.parent.exists():
-        raise UsageError(f"output folder {args.out.parent} does not exist")
+    if args.out.is_dir():
+        raise UsageError(f"--out {args.out} is a folder; give a file name ending in .wav or .flac")
+    if not args.out.parent.is_dir():
+        raise UsageError(f"output folder {args.out.parent} does not exist; create it first")
     preset = load_vital(args.preset)
     audio = Renderer().render(preset, args.note, args.velocity, note_seconds, args.seconds)
-    sf.write(args.out, audio.T, SAMPLE_RATE)
-    print(f"wrote {args.out} ({audio.shape[1] / SAMPLE_RATE:.2f} s, peak {abs(audio).max():.3f})")
+    if not np.isfinite(audio).all():
+        raise UsageError(f"{args.preset.name} renders invalid samples (NaN or infinite) at note {args.note}; "
+                         "open it in Vital and check its filters and effects")
+    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+    subtype, notice = None, ""
+    if peak > 1.0:
+        level = f"peak {peak:.2f}, {20 * math.log10(peak):+.1f} dBFS"
+        if args.out.suffix.lower() == ".wav":
+            subtype = "FLOAT"
+            notice = f"the render goes above full scale ({level}): wrote a 32-bit float WAV so nothing clips"
+        else:
+            audio = audio * np.float32(0.999 / peak)
+            notice = (f"the render goes above full scale ({level}): scaled it down by {20 * math.log10(peak / 0.999):.1f} dB "
+                      "so the FLAC does not clip (write a .wav to keep the level: it is then a float WAV)")
+    try:
+        sf.write(args.out, audio.T, SAMPLE_RATE, subtype=subtype)
+    except (OSError, sf.LibsndfileError) as e:
+        raise UsageError(f"cannot write {args.out}: {getattr(e, 'strerror', None) or e}") from None
+    if notice:
+        print(f"notice: {notice}", file=sys.stderr)
+    print(f"wrote {args.out} ({audio.shape[1] / SAMPLE_RATE:.2f} s, peak {peak:.3f})")
     return 0
 
 
@@ -302,7 +389,11 @@ def _publish(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = get_parser().parse_args(argv)
+    """Run one command; returns the exit code (0 done, 2 bad input, 130 interrupted)."""
+    try:
+        args = get_parser().parse_args(argv)
+    except SystemExit as e:  # bad arguments (one error line already printed) or --help
+        return e.code if isinstance(e.code, int) else 2
     from .errors import USER_ERRORS
 
     try:

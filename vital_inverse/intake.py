@@ -97,15 +97,24 @@ steady 45 Hz tail is, rightly, a pitched 808).
 
 from __future__ import annotations
 
+import contextlib
 import io
+import logging
 import math
 import os
-from dataclasses import dataclass
+import struct
+import sys
+import tempfile
+import threading
+import warnings
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from .errors import UserError
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "SAMPLE_RATE",
@@ -127,6 +136,12 @@ MAX_SAMPLE_RATE = 192000
 TARGET_PEAK = 10.0 ** (-1.0 / 20.0)
 #: A clip whose peak is below this is "silent" (-90 dBFS, i.e. ~1 LSB of 16 bit).
 SILENCE_FLOOR_DB = -90.0
+#: A clip whose peak (DC offset removed) is below this is "too quiet": at -70 dBFS a
+#: 16-bit file has ~10 levels left, i.e. background noise, not a note to match.
+QUIET_FLOOR_DB = -70.0
+#: A decoded file whose samples reach this far above full scale (+60 dBFS) is damaged
+#: (garbage floats, or a float header on other data); float renders go a few dB over.
+DAMAGED_PEAK_DB = 60.0
 #: Leading/trailing silence: blocks this far below the clip's loudest block.
 ONSET_REL_DB = -50.0
 TAIL_REL_DB = -60.0
@@ -187,6 +202,8 @@ class Analysis:
     render_seconds len(audio) / 44100: the render's total length.
     gain           factor applied to the caller's samples (original = audio / gain).
     source_name    file stem, for naming downloads.
+    notices        what was repaired or guessed on the way in (a damaged WAV header, a
+                   clip cut short), one sentence each, for the person to read.
     """
 
     audio: np.ndarray
@@ -200,6 +217,7 @@ class Analysis:
     render_seconds: float
     gain: float
     source_name: str
+    notices: tuple[str, ...] = ()
 
     def note_name(self) -> str:
         """'A3 +12 cents' (MIDI 60 = C4); 'C4 (unpitched)' for unpitched sounds."""
@@ -233,8 +251,14 @@ def _human_seconds(s: float) -> str:
 def _sniff(head: bytes) -> tuple[str, str] | None:
     """What a file looks like from its first bytes: (description, kind) with kind
     "audio" (a supported container), "unsupported" (audio we do not read) or "other"."""
-    if head.startswith(b"RIFF") and head[8:12] == b"WAVE":
+    if head.startswith((b"RIFF", b"RF64", b"BW64")) and head[8:12] == b"WAVE":
         return "a WAV file", "audio"
+    if head.startswith(b"riff\x2e\x91\xcf\x11"):
+        return "a Wave64 file", "audio"
+    if head.startswith(b"caff"):
+        return "a CAF file", "audio"
+    if head.startswith(b".snd"):
+        return "an AU file", "audio"
     if head.startswith(b"fLaC"):
         return "a FLAC file", "audio"
     if head.startswith(b"OggS"):
@@ -334,14 +358,124 @@ def load_audio(path_or_file, limits: IntakeLimits = IntakeLimits()) -> tuple[np.
     `path_or_file`: a path (str/PathLike), an open binary file, or the file's bytes.
     The format is found from the content (libsndfile), never from the extension.
     Raises IntakeError for anything unusable: missing/empty/oversized file, not audio,
-    damaged header, unsupported format or sample rate, no samples, too long, NaN/inf.
+    damaged header, unsupported format or sample rate, no samples, too long, NaN/inf,
+    samples absurdly far above full scale. A WAV with wrong size fields is read as far
+    as it goes (`analyze_file` reports that in `Analysis.notices`).
     """
+    audio, sr, _ = _load(path_or_file, limits)
+    return audio, sr
+
+
+_STDERR_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _quiet_decoder():
+    """Keep the decoders' own chatter (libmpg123 writes "Note: Illegal Audio-MPEG-Header"
+    straight to file descriptor 2) and Python warnings off the console: our message is
+    the one the person reads. What was written is logged at debug level. Process-wide
+    while it lasts (a decode: milliseconds), so serialised."""
+    with _STDERR_LOCK, warnings.catch_warnings(), tempfile.TemporaryFile() as sink:
+        warnings.simplefilter("ignore")
+        try:
+            saved = os.dup(2)
+        except OSError:  # no stderr at all: nothing to silence
+            yield
+            return
+        try:
+            sys.stderr.flush()
+            os.dup2(sink.fileno(), 2)
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            said = sink.read(4096).decode("utf-8", "replace").strip()
+            if said:
+                log.debug("decoder output: %s", said)
+
+
+def _wav_sizes(source) -> tuple[str | None, bytes | None]:
+    """Check a RIFF WAV's size fields against the bytes that are there.
+
+    Returns (notice, repaired header + data or None). A data chunk longer than the
+    file (cut short, or a writer that never filled in the sizes) is read as far as it
+    goes: libsndfile does that itself, the notice says so. A data size of 0 with
+    samples after it (a recorder that stopped before finishing the header) makes
+    libsndfile see no samples, so the sizes are repaired in memory. (None, None) for
+    anything that is not a plain RIFF WAV or is consistent."""
+    try:
+        if isinstance(source, io.BytesIO):
+            data = source.getbuffer()
+            total = len(data)
+            head = bytes(data[: 1 << 16])
+        else:
+            total = os.path.getsize(source)
+            with open(source, "rb") as fh:
+                head = fh.read(1 << 16)
+    except OSError:
+        return None, None
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None, None
+    riff_size = struct.unpack_from("<I", head, 4)[0]
+    pos, block = 12, None
+    while pos + 8 <= len(head):
+        cid, size = head[pos : pos + 4], struct.unpack_from("<I", head, pos + 4)[0]
+        if cid == b"fmt " and pos + 22 <= len(head):
+            channels = struct.unpack_from("<H", head, pos + 10)[0]
+            bits = struct.unpack_from("<H", head, pos + 22)[0] if pos + 24 <= len(head) else 0
+            block = struct.unpack_from("<H", head, pos + 20)[0] or channels * max(1, bits // 8)
+        if cid == b"data":
+            start = pos + 8
+            there = total - start
+            if block is None or block <= 0 or there <= 0:
+                return None, None
+            if size in (0, 0xFFFFFFFF) or riff_size in (0, 0xFFFFFFFF):
+                notice = ("its WAV header gives no length (a recording that was not finished properly?); "
+                          f"read the {there // block} sample frames the file holds")
+                if size == 0 and isinstance(source, io.BytesIO):
+                    data = bytearray(source.getbuffer())
+                elif size == 0:
+                    with open(source, "rb") as fh:
+                        data = bytearray(fh.read())
+                else:
+                    return notice, None
+                n = there - there % block
+                struct.pack_into("<I", data, pos + 4, n)
+                struct.pack_into("<I", data, 4, start + n - 8)
+                return notice, bytes(data[: start + n])
+            if size > there:
+                return (f"the file is cut short: its WAV header promises {size // block} sample frames, it holds "
+                        f"{there // block} ({100 * there / size:.0f}%); analysed what is there"), None
+            if riff_size + 8 > total + 1:
+                return "its WAV header's size fields disagree with the file's length (damaged?); read it as far as it goes", None
+            return None, None
+        pos += 8 + size + (size & 1)
+    return None, None
+
+
+def _decoder_detail(exc: BaseException) -> str:
+    """libsndfile's reason, unless it misleads (a failed MP3 probe says the file does not exist)."""
+    detail = str(exc).split(":")[-1].strip().rstrip(".") or exc.__class__.__name__
+    if "does not exist" in detail or "not a regular file" in detail:
+        return ""
+    return detail
+
+
+def _load(path_or_file, limits: IntakeLimits) -> tuple[np.ndarray, int, tuple[str, ...]]:
+    """`load_audio` plus the notices about what was repaired on the way."""
     import soundfile as sf
 
     source, name, head = _read_source(path_or_file, limits)
     looks_like = _sniff(head)
+    notices: list[str] = []
+    notice, repaired = _wav_sizes(source)
+    if notice:
+        notices.append(f"'{name}': {notice}.")
+    if repaired is not None:
+        source = io.BytesIO(repaired)
     try:
-        with sf.SoundFile(source) as f:
+        with _quiet_decoder(), sf.SoundFile(source) as f:
             fmt, sr, channels, frames = f.format, int(f.samplerate), int(f.channels), int(f.frames)
             if fmt not in _FORMATS_OK:
                 raise IntakeError(
@@ -369,16 +503,18 @@ def load_audio(path_or_file, limits: IntakeLimits = IntakeLimits()) -> tuple[np.
     except MemoryError:
         raise IntakeError(f"'{name}' is too large to decode. Trim it to one note and upload it again.") from None
     except Exception as exc:  # noqa: BLE001 - libsndfile/cffi errors of every kind
-        detail = str(exc).split(":")[-1].strip().rstrip(".") or exc.__class__.__name__
+        detail = _decoder_detail(exc)
         desc, kind = looks_like if looks_like else (None, None)
         if kind == "audio":
-            msg = f"'{name}' looks like {desc}, but it is damaged or truncated ({detail}). Export the clip again."
+            why = f" ({detail})" if detail else ""
+            msg = f"'{name}' looks like {desc}, but it is damaged or truncated{why}. Export the clip again."
         elif kind == "unsupported":
             msg = f"'{name}' is {desc}, which is not supported. Export the clip as WAV, FLAC, OGG or MP3."
         elif kind == "other":
             msg = f"'{name}' is not audio: it looks like {desc}. {_UPLOAD_HINT}"
         else:
-            msg = f"'{name}' is not an audio file that can be read ({detail}). {_UPLOAD_HINT}"
+            msg = (f"'{name}' is not an audio file that can be read: its content matches none of WAV, FLAC, OGG, MP3 "
+                   f"or AIFF, whatever its name says. {_UPLOAD_HINT}")
         raise IntakeError(msg) from None
 
     if data.shape[0] > max_frames:
@@ -400,7 +536,13 @@ def load_audio(path_or_file, limits: IntakeLimits = IntakeLimits()) -> tuple[np.
             f"'{name}' contains invalid samples (NaN or infinite values), so it is probably damaged. "
             "Export the clip again (as 16- or 24-bit WAV if in doubt)."
         )
-    return audio, sr
+    peak = float(np.max(np.abs(audio)))
+    if peak > 10.0 ** (DAMAGED_PEAK_DB / 20.0):
+        raise IntakeError(
+            f"'{name}' holds samples {peak:.3g} times full scale ({20 * math.log10(peak):+.0f} dBFS), so its samples "
+            "are damaged or stored in the wrong format. Export the clip again (as 16- or 24-bit WAV if in doubt)."
+        )
+    return audio, sr, tuple(notices)
 
 
 # --------------------------------------------------------------------------- validation & layout
@@ -975,6 +1117,14 @@ def analyze(
             "The clip is silent (it holds only a constant offset, no sound). "
             "Check the recording and upload a clip with a note in it."
         )
+    level = 20.0 * math.log10(residual * peak)
+    if level < QUIET_FLOOR_DB:
+        rms = 10.0 * math.log10(max(float(np.mean(np.square(a[:, :: max(1, n // 200_000)]))), 1e-30)) + 20 * math.log10(peak)
+        raise IntakeError(
+            f"The clip is too quiet: its peak is {level:.0f} dBFS (RMS {rms:.0f} dBFS), the level of background noise; "
+            f"a note to match needs a peak above {QUIET_FLOOR_DB:.0f} dBFS. Raise its level (normalise it) or record "
+            "it louder, and upload it again."
+        )
     st = _downmix_to_stereo(a)
     del a
 
@@ -1046,13 +1196,15 @@ def analyze(
 
 
 def analyze_file(path, limits: IntakeLimits = IntakeLimits()) -> Analysis:
-    """`load_audio` then `analyze`; source_name is the file stem."""
-    audio, sr = load_audio(path, limits)
+    """`load_audio` then `analyze`; source_name is the file stem; repairs made while
+    decoding are in `notices`."""
+    audio, sr, notices = _load(path, limits)
     if isinstance(path, (str, os.PathLike)):
         stem = Path(os.fspath(path)).stem
     else:
         stem = Path(str(getattr(path, "name", "clip") or "clip")).stem
-    return analyze(audio, sr, source_name=stem or "clip", limits=limits)
+    result = analyze(audio, sr, source_name=stem or "clip", limits=limits)
+    return replace(result, notices=notices + result.notices) if notices else result
 
 
 def warm_up() -> None:

@@ -30,6 +30,22 @@ class PresetError(UserError):
     """A .vital file or Preset cannot be read, written or loaded; the message says why."""
 
 
+#: Largest .vital file read (checked before reading). Three full 257-frame custom
+#: wavetables take ~8 MB, leaving room for ~30 s of sample; Vital's own presets are < 1 MB.
+MAX_PRESET_BYTES = 16 * 1024 * 1024
+#: Deepest nesting of JSON arrays/objects accepted (presets Vital saves nest 10-12).
+MAX_DEPTH = 32
+#: Most JSON values (object members and array items) accepted; a preset has ~5,000.
+MAX_VALUES = 200_000
+#: Longest sample (in samples) a preset's sample oscillator may hold: 10 min at 44.1 kHz.
+MAX_SAMPLE_LENGTH = 600 * 44100
+#: The component types Vital's wavetable editor makes (another type crashes Vita's loader).
+WAVETABLE_COMPONENTS = frozenset({
+    "Wave Source", "Line Source", "Audio File Source", "Shepard Tone Source", "Phase Shift",
+    "Wave Window", "Frequency Filter", "Slew Limiter", "Wave Folder", "Wave Warp",
+})
+
+
 @dataclass(frozen=True)
 class Preset:
     """A point in the ParamSpace that Vital can load.
@@ -200,6 +216,10 @@ def load_vital(path: str | Path, space: ParamSpace | None = None) -> Preset:
     if path.is_dir():
         raise PresetError(f"{path} is a folder, not a .vital file")
     try:
+        size = path.stat().st_size
+        if size > MAX_PRESET_BYTES:
+            raise PresetError(f"{path.name} is {size / 2**20:.0f} MB; a .vital preset is at most "
+                              f"{MAX_PRESET_BYTES // 2**20} MB (Vital's own are under 1 MB): is it really a preset?")
         raw = path.read_bytes()
     except OSError as e:
         raise PresetError(f"cannot read {path}: {e.strerror or e}") from None
@@ -213,6 +233,9 @@ def load_vital(path: str | Path, space: ParamSpace | None = None) -> Preset:
 def parse_vital(text: str, name: str = "preset", space: ParamSpace | None = None) -> Preset:
     """Parse .vital JSON text into a Preset (see ``load_vital``)."""
     space = space or default_space()
+    if len(text) > MAX_PRESET_BYTES:
+        raise PresetError(f"{name}: {len(text) / 2**20:.0f} MB of text; a .vital preset is at most "
+                          f"{MAX_PRESET_BYTES // 2**20} MB (Vital's own are under 1 MB)")
     if not text.strip():
         raise PresetError(f"{name}: the file is empty; a .vital preset is a JSON document")
     try:
@@ -220,6 +243,9 @@ def parse_vital(text: str, name: str = "preset", space: ParamSpace | None = None
     except json.JSONDecodeError as e:
         hint = " (the file looks truncated)" if e.pos >= len(text.rstrip()) - 1 else ""
         raise PresetError(f"{name}: not valid .vital JSON at line {e.lineno}, column {e.colno}: {e.msg}{hint}") from None
+    except RecursionError:
+        raise PresetError(f"{name}: not a .vital preset: its JSON nests hundreds of levels deep "
+                          f"(a preset nests about 10)") from None
     return from_vital_dict(doc, name=name, space=space)
 
 
@@ -231,15 +257,28 @@ def from_vital_dict(doc: Any, name: str = "preset", space: ParamSpace | None = N
     st = doc.get("settings")
     if not isinstance(st, dict):
         raise PresetError(f"{name}: missing the 'settings' object every .vital preset has")
+    slots, n_lfos = _vital_counts()
+    mods = st.get("modulations", [])
+    if isinstance(mods, list) and len(mods) > slots:
+        raise PresetError(f"{name}: 'settings.modulations' has {len(mods):,} entries; Vital has {slots} modulation slots")
+    lfos = st.get("lfos", [])
+    if isinstance(lfos, list) and len(lfos) > n_lfos:
+        raise PresetError(f"{name}: 'settings.lfos' has {len(lfos)} shapes; Vital has {n_lfos} LFOs")
+    _check_depth(doc, name)
     tables = st.get("wavetables")
     if not isinstance(tables, list) or len(tables) != N_OSCILLATORS or not all(isinstance(t, dict) for t in tables):
         raise PresetError(f"{name}: 'settings.wavetables' must list {N_OSCILLATORS} wavetables, one per oscillator")
-    mods = st.get("modulations", [])
+    _check_version(doc, name)
     if not isinstance(mods, list) or not all(isinstance(m, dict) for m in mods):
         raise PresetError(f"{name}: 'settings.modulations' must be a list of {{source, destination}} objects")
-    lfos = st.get("lfos", [])
-    if not isinstance(lfos, list):
-        raise PresetError(f"{name}: 'settings.lfos' must be a list")
+    if not isinstance(lfos, list) or not all(isinstance(x, dict) for x in lfos):
+        raise PresetError(f"{name}: 'settings.lfos' must be a list of LFO shapes")
+    _check_sample(st, name)
+    for i, table in enumerate(tables, 1):
+        _check_wavetable(table, i, name)
+    for key, v in st.items():
+        if isinstance(v, float) and not math.isfinite(v):
+            raise PresetError(f"{name}: {key} is {v}; every control of a .vital preset is a finite number")
 
     values: dict[str, float] = {}
     for p in space.params:
@@ -279,6 +318,83 @@ def from_vital_dict(doc: Any, name: str = "preset", space: ParamSpace | None = N
 # --------------------------------------------------------------------------
 # Internals
 # --------------------------------------------------------------------------
+
+
+def _check_depth(doc: Any, name: str) -> None:
+    """Refuse JSON nested deeper than MAX_DEPTH (walked without recursion: deep input cannot overflow the stack)."""
+    stack, seen = [(doc, 1)], 0
+    while stack:
+        node, depth = stack.pop()
+        seen += len(node)
+        if depth > MAX_DEPTH:
+            raise PresetError(f"{name}: not a .vital preset: its JSON nests more than {MAX_DEPTH} levels deep "
+                              "(a preset nests about 10)")
+        if seen > MAX_VALUES:
+            raise PresetError(f"{name}: not a .vital preset: it holds more than {MAX_VALUES:,} JSON values "
+                              "(a preset holds a few thousand)")
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+
+
+def _check_version(doc: dict, name: str) -> None:
+    v = doc.get("synth_version")
+    if v is None:
+        raise PresetError(f"{name}: missing 'synth_version' (the Vital version that saved it, e.g. \"1.5.3\"); "
+                          "every preset Vital saves has it: open and save it in Vital again, or add it")
+    if not isinstance(v, str) or not v.split(".")[0].strip().isdigit():
+        raise PresetError(f"{name}: 'synth_version' is {v!r}; expected a Vital version such as \"1.5.3\"")
+
+
+def _check_sample(st: dict, name: str) -> None:
+    """The sample oscillator's audio: Vita refuses a preset without it and crashes on a negative length."""
+    sample = st.get("sample")
+    if sample is None:
+        raise PresetError(f"{name}: missing 'settings.sample' (the sample oscillator's audio, which every preset "
+                          "Vital saves has, even when unused): open and save it in Vital again")
+    if not isinstance(sample, dict) or not isinstance(sample.get("samples"), str):
+        raise PresetError(f"{name}: 'settings.sample' must be an object holding the sample's audio ('samples')")
+    length = sample.get("length", 0)
+    if isinstance(length, bool) or not isinstance(length, (int, float)) or not 0 <= length <= MAX_SAMPLE_LENGTH:
+        raise PresetError(f"{name}: 'settings.sample.length' is {length!r}; expected 0 to {MAX_SAMPLE_LENGTH} samples")
+
+
+def _check_wavetable(table: dict, osc: int, name: str) -> None:
+    """Groups, component types and keyframes as Vital's editor makes them (other shapes crash Vita)."""
+    from .wavetables import FRAME_SIZE, MAX_FRAMES, MAX_POSITION
+
+    where = f"{name}: wavetable {osc}"
+    groups = table.get("groups", [])
+    if not isinstance(groups, list) or not all(isinstance(g, dict) for g in groups):
+        raise PresetError(f"{where}: 'groups' must be a list of objects")
+    for g in groups:
+        comps = g.get("components", [])
+        if not isinstance(comps, list) or not all(isinstance(c, dict) for c in comps):
+            raise PresetError(f"{where}: 'components' must be a list of objects")
+        for c in comps:
+            kind = c.get("type")
+            if kind not in WAVETABLE_COMPONENTS:
+                raise PresetError(f"{where}: unknown component type {str(kind)[:40]!r}; Vital's are "
+                                  + ", ".join(sorted(WAVETABLE_COMPONENTS)))
+            frames = c.get("keyframes", [])
+            if not isinstance(frames, list) or not all(isinstance(k, dict) for k in frames):
+                raise PresetError(f"{where}: 'keyframes' must be a list of objects")
+            if len(frames) > MAX_FRAMES:
+                raise PresetError(f"{where} has {len(frames)} keyframes; a Vital wavetable holds at most {MAX_FRAMES}")
+            for k in frames:
+                pos = k.get("position", 0)
+                if isinstance(pos, bool) or not isinstance(pos, (int, float)) or not 0 <= pos <= MAX_POSITION:
+                    raise PresetError(f"{where}: keyframe position {pos!r} is outside 0-{MAX_POSITION}")
+                wave = k.get("wave_data")
+                if wave is not None and (not isinstance(wave, str) or len(wave.rstrip("=")) != math.ceil(16 * FRAME_SIZE / 3)):
+                    raise PresetError(f"{where}: a keyframe's wave_data is not one {FRAME_SIZE}-sample frame "
+                                      "(the file is damaged)")
+
+
+@functools.lru_cache(maxsize=1)
+def _vital_counts() -> tuple[int, int]:
+    """(modulation slots, LFOs) of Vital, read from Vita's Init preset (more of either crashes Vita)."""
+    st = json.loads(_init_json())["settings"]
+    return len(st["modulations"]), len(st["lfos"])
 
 
 @functools.lru_cache(maxsize=1)

@@ -199,6 +199,33 @@ def _render_and_score(renderer, presets: Sequence[Preset], a: Analysis) -> tuple
     return values, best, best_audio
 
 
+def _rescore_renders() -> int:
+    from .refine import RESCORE_RENDERS
+
+    return max(1, RESCORE_RENDERS)
+
+
+def _retuned(candidates: list, a: Analysis, renderer) -> list:
+    """Candidates shifted onto the clip's f0 (``tuning.retune``); unpitched clips: unchanged."""
+    from .synth import RenderJob
+    from .tuning import retune
+
+    def render(presets):
+        jobs = [RenderJob(p, int(a.note), VELOCITY, float(a.note_seconds), float(a.render_seconds)) for p in presets]
+        if hasattr(renderer, "render_jobs"):
+            return renderer.render_jobs(jobs, raise_errors=False)
+        out = []
+        for j in jobs:
+            try:
+                out.append(renderer.render_job(j))
+            except (UserError, ValueError) as e:
+                out.append(e)
+        return out
+
+    tuned = retune([c.preset for c in candidates], a, render)
+    return [c if p is c.preset else dataclasses.replace(c, preset=p) for c, p in zip(candidates, tuned)]
+
+
 # --------------------------------------------------------------------------
 # The pipeline
 # --------------------------------------------------------------------------
@@ -230,13 +257,23 @@ def analyze_clip(path, predictor, renderer, k: int = 4, *, limits: IntakeLimits 
     candidates = predictor.predict(analysis, k=max(1, int(k)))
     timings["predict"] = time.perf_counter() - t
 
+    say(0.3, f"Tuning {len(candidates)} candidates to {analysis.note_name()}")
+    t = time.perf_counter()
+    candidates = _retuned(candidates, analysis, renderer)
+    timings["tune"] = time.perf_counter() - t
     say(0.35, f"Rendering and comparing {len(candidates)} candidates")
     t = time.perf_counter()
     losses, best, matched = _render_and_score(renderer, [c.preset for c in candidates], analysis)
-    timings["render_score"] = time.perf_counter() - t
     if best < 0 or not math.isfinite(losses[best]) or matched is None:
         raise SessionError(f"none of the {len(candidates)} predicted presets could be rendered; "
                            "try another clip (or report this clip as a bug)")
+    # The minimum over single noisy renders is biased low: the chosen candidate's loss is the mean of
+    # fresh renders, as refinement scores every incumbent, so "predicted" and "refined" compare honestly.
+    fresh, _, fresh_audio = _render_and_score(renderer, [candidates[best].preset] * _rescore_renders(), analysis)
+    finite = [x for x in fresh if math.isfinite(x)]
+    if finite and fresh_audio is not None:
+        losses[best], matched = float(np.mean(finite)), fresh_audio
+    timings["render_score"] = time.perf_counter() - t
     timings["analyze_total"] = time.perf_counter() - t0
     say(1.0, "Done")
     return MatchState(
@@ -261,6 +298,9 @@ def refine_stream(state: MatchState, budget, seed: int = 0, renderer=None, *,
     closes the refinement, which stops submitting renders (a ``renderer``
     passed in stays open for others; one made by refinement is shut down).
     The seed of run n is ``seed + n`` so repeated runs explore differently.
+    The best so far and its loss (a mean of fresh renders, the prediction's
+    too) are the incumbent of the next run: a run replaces it only when
+    fresh renders beat it, so the reported best never goes up.
     """
     from . import refine as rf
 
@@ -270,6 +310,7 @@ def refine_stream(state: MatchState, budget, seed: int = 0, renderer=None, *,
     offset = state.refine_renders
     run = state.refine_runs
     t0 = time.perf_counter()
+    refine_kwargs.setdefault("incumbent", (state.best_loss, state.best_audio))
     gen = rf.refine(state.analysis, [start], budget, seed=int(seed) + run, renderer=renderer, stop=stop,
                     **refine_kwargs)
     history = list(state.history)
