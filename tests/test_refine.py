@@ -16,7 +16,6 @@ from vital_inverse.errors import UserError
 from vital_inverse.intake import TARGET_PEAK, Analysis
 from vital_inverse.preset import Preset
 from vital_inverse.refine import Budget, RefineConfig, RefineError, RefineEvent, loss, refine
-from vital_inverse.synth import ParallelRenderer
 
 NOTE_S, RENDER_S = 0.3, 0.5
 
@@ -34,11 +33,9 @@ def target(renderer) -> Analysis:
 
 
 @pytest.fixture(scope="module")
-def pool(target):
-    with ParallelRenderer(workers=2) as pr:
-        pr.warm()
-        list(refine(target, [Preset.init()], 2, renderer=pr))  # workers import the scorer, see the target
-        yield pr
+def pool(target, render_pool):
+    list(refine(target, [Preset.init()], 2, renderer=render_pool))  # workers import the scorer, see the target
+    return render_pool
 
 
 def test_loss_is_mrstft_after_matching_the_targets_rms(target, renderer):

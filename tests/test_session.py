@@ -37,20 +37,13 @@ def use_checkpoint() -> None:
 
 
 @pytest.fixture(scope="module")
-def predictor():
-    use_checkpoint()
-    from vital_inverse.predict import PresetPredictor
-
-    return PresetPredictor.load()
+def predictor(shipped_predictor):
+    return shipped_predictor
 
 
 @pytest.fixture(scope="module")
-def pool():
-    from vital_inverse.synth import ParallelRenderer
-
-    with ParallelRenderer(workers=2) as pr:
-        pr.warm()
-        yield pr
+def pool(render_pool):
+    return render_pool
 
 
 @pytest.fixture(scope="module")
@@ -276,12 +269,11 @@ def test_an_unpitched_clip_is_rendered_at_c4(predictor, pool, tmp_path):
     assert state.stem == "noise hit" and len(state.candidates) == 2 + (2 if predictor.index is not None else 0)
 
 
-def test_cli_refuses_an_unknown_lock_before_loading_anything(tmp_path):
-    import subprocess
-    import sys
+def test_cli_refuses_an_unknown_lock_before_loading_anything(tmp_path, capsys):
+    from vital_inverse.cli import main
 
-    r = subprocess.run([sys.executable, "-m", "vital_inverse.cli", "match", str(CLIP), "--refine-evals", "8",
-                        "--lock", "filter_1,osc_9_wavetable", "--out", str(tmp_path / "x.vital")],
-                       capture_output=True, text=True, timeout=120)
-    assert r.returncode == 2 and "osc_9_wavetable" in r.stderr and "Traceback" not in r.stderr
+    code = main(["match", str(CLIP), "--refine-evals", "8", "--lock", "filter_1,osc_9_wavetable",
+                 "--out", str(tmp_path / "x.vital")])
+    err = capsys.readouterr().err
+    assert code == 2 and "osc_9_wavetable" in err and "Traceback" not in err
     assert not (tmp_path / "x.vital").exists()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import numpy as np
@@ -12,7 +13,7 @@ import vita
 from vital_inverse.data.sampling import PresetSampler
 from vital_inverse.features import log_mel
 from vital_inverse.preset import Preset
-from vital_inverse.synth import SAMPLE_RATE, ParallelRenderer, Renderer, RenderJob, render
+from vital_inverse.synth import SAMPLE_RATE, Renderer, RenderJob, render
 
 
 def _dist(a, b):
@@ -60,12 +61,12 @@ def test_bad_note_arguments(renderer):
         renderer.render(Preset.init(), 60, 0.8, 0.0, 1.0)
 
 
-def test_parallel_renderer_returns_results_in_order(space):
+def test_parallel_renderer_returns_results_in_order(space, render_pool):
     sampler = PresetSampler(space, seed=2)
     presets = [sampler.preset(i) for i in range(6)]
     jobs = [RenderJob(p, note, 0.8, 0.2, 0.3) for p in presets for note in (48, 72)]
     serial = [render(j.preset, j.note, j.velocity, j.note_seconds, j.render_seconds) for j in jobs]
-    with ParallelRenderer(workers=2) as pr:
+    with contextlib.nullcontext(render_pool) as pr:  # the session's pool (starting one costs seconds)
         parallel = pr.render_jobs(jobs)
         assert len(parallel) == len(jobs)
         # each parallel result is nearest to its own serial render (distinct presets and notes)
@@ -90,9 +91,9 @@ def _rms_in_worker(job: RenderJob) -> tuple[int, bool, float]:
     return os.getpid(), in_render_worker(), float(np.sqrt(np.mean(np.square(audio))))
 
 
-def test_map_and_submit_run_work_next_to_the_workers_synth():
+def test_map_and_submit_run_work_next_to_the_workers_synth(render_pool):
     jobs = [RenderJob(Preset.init(), note, 0.8, 0.2, 0.3) for note in (48, 60, 72, 84)]
-    with ParallelRenderer(workers=2) as pr:
+    with contextlib.nullcontext(render_pool) as pr:
         out = list(pr.map(_rms_in_worker, jobs))
         assert [o[1] for o in out] == [True] * 4  # ran in the workers, not here
         assert {o[0] for o in out} <= {p.pid for p in pr._pool._processes.values()}

@@ -127,6 +127,14 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default=None, help="checkpoint folder or Hub repo id (default: the shipped one)")
     p.add_argument("--json", action="store_true", help="print one JSON object (note, losses, timings, paths, tutorial)")
 
+    p = sub.add_parser("morph", help="presets that glide from one .vital to another, each rendered")
+    p.add_argument("a", type=Path, help="the .vital to start from")
+    p.add_argument("b", type=Path, help="the .vital to end at")
+    p.add_argument("--steps", type=int, default=7, help="presets in the row, A and B included (2-33)")
+    p.add_argument("--out", type=Path, required=True, help="folder for step_NN.vital, step_NN.wav and morph.json")
+    p.add_argument("--note", type=int, default=60, help="MIDI note the steps are rendered at")
+    p.add_argument("--seconds", type=float, default=2.0, help="render length (the key is held 75%% of it)")
+
     p = sub.add_parser("render", help="render a .vital preset to a WAV file")
     p.add_argument("preset", type=Path)
     p.add_argument("--note", type=_midi_note, default=60, help="MIDI note (60 = middle C)")
@@ -223,6 +231,23 @@ def _match(args: argparse.Namespace) -> int:
         print(f"{r['note_name']}: loss {r['losses']['predicted']:.3f} predicted"
               + (f", {refined:.3f} refined" if refined is not None else "") + f"; wrote {r['paths']['preset']}")
         print(r["tutorial"])
+    return 0
+
+
+@command("morph")
+def _morph(args: argparse.Namespace) -> int:
+    from .morph import morph, render_morph, write_morph
+    from .preset import load_vital
+
+    if not 0 < args.seconds <= 30:
+        raise UsageError("--seconds must be more than 0 and at most 30")
+    a, b = load_vital(args.a), load_vital(args.b)
+    presets = morph(a, b, args.steps)
+    result = render_morph(presets, note=args.note, note_seconds=0.75 * args.seconds, render_seconds=args.seconds)
+    write_morph(result, args.out)
+    steps = ", ".join(f"{x:.2f}" for x in result.smooth["steps"])
+    print(f"wrote {len(presets)} presets and renders to {args.out}")
+    print(f"{result.summary()} Steps as a share of A->B: {steps or '-'}")
     return 0
 
 

@@ -381,7 +381,7 @@ def parameter_table(preset: Preset, renderer=None, locked: frozenset[str] | set[
             setting = i.display_name
             if s.kind != "modulation" and setting.startswith(s.title + " ") and len(setting) > len(s.title) + 1:
                 setting = setting[len(s.title) + 1:]
-            note = "; ".join(x for x in ("🔒 locked" if i.name in locked else "", i.hint,
+            note = "; ".join(x for x in ("locked" if i.name in locked else "", i.hint,
                                          "as in Init" if not i.changed else "") if x)
             rows.append([s.title, setting, i.text_value, note])
     return rows
