@@ -197,6 +197,25 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--no-progress", action="store_true")
 
+    p = sub.add_parser("train-flow", help="train the generative head (flow matching) on a generated dataset")
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True,
+                   help="checkpoint folder to write flow.safetensors + flow.json into (e.g. the --checkpoint folder)")
+    p.add_argument("--checkpoint", default=None, help="predictor whose frozen encoder conditions the flow (default: the shipped one)")
+    p.add_argument("--epochs", type=int, default=60)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--lr", type=_positive, default=1e-3)
+    p.add_argument("--hidden", type=int, default=512)
+    p.add_argument("--blocks", type=int, default=4)
+    p.add_argument("--dropout", type=float, default=0.1)
+    p.add_argument("--emb-noise", type=float, default=0.1, help="embedding noise during training, in per-dimension stds")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--limit", type=int, default=None, help="at most this many training presets")
+    p.add_argument("--device", default="auto", help="auto (a GPU when present), cpu or cuda")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--time-limit", type=float, default=None, help="minutes; stop after the epoch that passes it")
+    p.add_argument("--no-progress", action="store_true")
+
     p = sub.add_parser("publish", help="push a checkpoint folder to the Hugging Face Hub")
     p.add_argument("checkpoint", type=Path)
     p.add_argument("--repo", required=True, help="USER/NAME")
@@ -388,6 +407,25 @@ def _train(args: argparse.Namespace) -> int:
                       dropout=args.dropout, weight_decay=args.weight_decay)
     best = train(cfg, progress=not args.no_progress)
     print(f"best epoch {best.get('epoch')}: val MSS {best.get('val_mss', float('nan')):.2f} dB; checkpoint in {args.out}")
+    return 0
+
+
+@command("train-flow")
+def _train_flow(args: argparse.Namespace) -> int:
+    from .training.flow_train import FlowTrainConfig, train_flow
+
+    for name in ("epochs", "batch_size", "hidden", "blocks"):
+        if getattr(args, name) <= 0:
+            raise UsageError(f"--{name.replace('_', '-')} must be positive")
+    if not 0 <= args.dropout < 1 or args.emb_noise < 0:
+        raise UsageError("--dropout must be in [0, 1) and --emb-noise at least 0")
+    cfg = FlowTrainConfig(data=str(args.data), out=str(args.out), checkpoint=args.checkpoint, epochs=args.epochs,
+                          batch_size=args.batch_size, lr=args.lr, hidden=args.hidden, blocks=args.blocks,
+                          dropout=args.dropout, emb_noise=args.emb_noise, seed=args.seed, limit=args.limit,
+                          device=args.device, threads=args.threads, time_limit_minutes=args.time_limit)
+    best = train_flow(cfg, progress=not args.no_progress)
+    print(f"best epoch {best.get('epoch')}: val flow loss {best.get('val_loss', float('nan')):.4f}; "
+          f"generative head in {args.out}")
     return 0
 
 
