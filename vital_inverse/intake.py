@@ -5,6 +5,7 @@
     analyze(audio, sr)       -> Analysis                      the first note, analysed
     analyze_file(path)       =  load_audio + analyze
     detect_pitch(mono, sr)   -> (f0_hz | None, confidence)
+    detect_chord(mono, sr, f0) -> the notes' Hz when more than one note sounds, else ()
     warm_up()                   call at app start (imports only; there is no JIT)
 
 Every problem with the input is an `IntakeError` (a `UserError`) whose message says
@@ -20,7 +21,12 @@ refused as "a PNG image". Accepted containers: WAV/WAVEX/RF64/W64, AIFF, CAF, AU
 FLAC, OGG (Vorbis/Opus), MP3; any bit depth; 8-192 kHz; any channel count. The size
 (`IntakeLimits.max_bytes`) is checked before decoding and the duration
 (`max_seconds`) from the header before reading samples, so a ten-minute file costs
-nothing. NaN/inf samples, zero or one sample, silence (peak < -90 dBFS) are refused.
+nothing. NaN/inf samples, zero or one sample, silence (peak < -90 dBFS), clips too
+quiet to match (peak < -70 dBFS after the DC offset, the message gives the level) and
+samples over +60 dBFS (damaged floats) are refused. The decoders' own console chatter
+(libmpg123 probing random bytes) is kept off stderr; content that matches no format is
+said to be that, whatever its name. A WAV whose size fields are wrong (cut short, never
+filled in) is read as far as it goes and `Analysis.notices` says so.
 
 Analysis pipeline (`analyze`)
 -----------------------------
@@ -64,7 +70,13 @@ Analysis pipeline (`analyze`)
    function (FFT, vectorised over 24 frames of 40 ms) with two period picks per
    frame, a cluster vote across frames, and an octave/harmonic check on the mean
    spectrum. confidence = summed periodicity of the winning cluster / frames;
-   pitched when >= 0.5, else note 60, cents 0, f0 None.
+   pitched when >= 0.5, else note 60, cents 0, f0 None. Range 20 Hz - 5 kHz (every
+   fundamental of MIDI 16-111); above 1.5 kHz the spectrum may raise a period YIN took
+   2-4x too long. A chord (`detect_chord`: several notes with one common period whose
+   own fundamental is absent) is "more than one note": `Analysis.chord` lists them and
+   the note is the lowest. A hit that drops into a pitch it does not hold (kicks, toms)
+   is unpitched; one held within 12 dB of its peak for 0.4 s (an 808) keeps its pitch.
+   benchmarks/bench_edges.py measures all three.
 5. Peak-normalise the note to -1 dBFS (`TARGET_PEAK`); `gain` is the factor from
    the caller's input (original level = audio / gain, DC offset aside).
 
