@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Vital Inverse web app: a thin Gradio 6 UI over ``vital_inverse.session``.
 
-    python app.py            # serves on 0.0.0.0:$PORT (default 7860)
+    python app.py            # serves on 127.0.0.1:7860
+    GRADIO_SERVER_NAME=0.0.0.0 GRADIO_SERVER_PORT=7880 python app.py   # another address and port
 
 Drop a clip of one synth note; Analyze detects the note and predicts a
 preset for the free Vital synth, rendered for A/B; Refine improves the
@@ -33,6 +34,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import gradio as gr
+from starlette.middleware import Middleware
 
 from vital_inverse import intake, plots, session
 from vital_inverse.errors import UserError
@@ -47,6 +49,10 @@ EXAMPLES_DIR = HERE / "examples"
 # clips longer than LIMITS.max_seconds with a message saying so.
 MAX_UPLOAD = "20mb"
 LIMITS = IntakeLimits(max_bytes=20 * 1024 * 1024, max_seconds=30.0, analysis_seconds=4.0)
+# One upload request may bring one clip (plus the multipart envelope), however many files it holds.
+MAX_REQUEST_BYTES = LIMITS.max_bytes + 1024 * 1024
+# A note shorter than this is refused on upload: too short to hear its sound or to score a match.
+MIN_NOTE_SECONDS = 0.1
 K_CANDIDATES = 4
 # Refinement budgets a user can ask for (server-side clamps as well as slider ranges). The slider's
 # minimum stays SLIDER_MIN for both kinds: gradio validates API calls against the slider as built.
@@ -85,14 +91,18 @@ class Engine:
         self._renderer = None
         self._display = None  # a Renderer for reading Vital's display text (the settings table)
         self._display_lock = threading.Lock()
+        self._owns_renderer = True
         self.startup_seconds: dict[str, float] = {}
 
     @property
     def ready(self) -> bool:
         return self._predictor is not None and self._renderer is not None
 
-    def start(self) -> Engine:
-        """Load the model, start and warm the render workers and every first-call path. Idempotent."""
+    def start(self, predictor=None, renderer=None) -> Engine:
+        """Load the model, start and warm the render workers and every first-call path. Idempotent.
+
+        ``predictor``/``renderer`` (a ParallelRenderer) may be handed in, already loaded (tests share
+        them); a renderer handed in is left open by ``close``."""
         with self._lock:
             if self.ready:
                 return self
@@ -102,14 +112,15 @@ class Engine:
             from vital_inverse.synth import ParallelRenderer, Renderer
 
             self.startup_seconds["import"] = time.perf_counter() - t0
-            renderer = ParallelRenderer(self.workers)
+            self._owns_renderer = renderer is None
+            renderer = renderer or ParallelRenderer(self.workers)
             # The workers start (each builds its Synth, imports torch and runs the loss once)
             # while this process loads the model and warms its own first-call paths.
             warming = threading.Thread(target=self._warm_workers, args=(renderer,), daemon=True)
             warming.start()
             try:
                 t = time.perf_counter()
-                predictor = PresetPredictor.load()
+                predictor = predictor or PresetPredictor.load()
                 self.startup_seconds["load_model"] = time.perf_counter() - t
                 t = time.perf_counter()
                 intake.warm_up()
@@ -120,7 +131,7 @@ class Engine:
                 t = time.perf_counter()
                 warming.join()
                 self.startup_seconds["wait_workers"] = time.perf_counter() - t
-                if self._display is None:  # start-up failed: do not leave the workers behind
+                if self._display is None and self._owns_renderer:  # start-up failed: do not leave the workers behind
                     renderer.close()
             self._predictor, self._renderer = predictor, renderer
             self.startup_seconds["total"] = time.perf_counter() - t0
@@ -147,10 +158,10 @@ class Engine:
         with tempfile.TemporaryDirectory(prefix="vital-inverse-warm-") as d:
             preset.save(Path(d) / "warm.vital")
 
-    def parameter_table(self, preset) -> list[list[str]]:
+    def parameter_table(self, preset, locked: frozenset[str] = frozenset()) -> list[list[str]]:
         """The settings table, read through one shared Synth (serialised: a Synth is not thread-safe)."""
         with self._display_lock:
-            return session.parameter_table(preset, renderer=self._display)
+            return session.parameter_table(preset, renderer=self._display, locked=locked)
 
     def predictor(self):
         return self.start()._predictor
@@ -164,7 +175,8 @@ class Engine:
 
         with self._lock:
             old, self._renderer = self._renderer, ParallelRenderer(self.workers)
-        if old is not None:
+            owned, self._owns_renderer = self._owns_renderer, True
+        if old is not None and owned:
             try:
                 old.close()
             except Exception as e:  # noqa: BLE001 - it is already broken
@@ -172,9 +184,9 @@ class Engine:
 
     def close(self) -> None:
         with self._lock:
-            if self._renderer is not None:
+            if self._renderer is not None and self._owns_renderer:
                 self._renderer.close()
-                self._renderer = None
+            self._renderer = None
 
 
 ENGINE = Engine()
@@ -237,19 +249,62 @@ def _note_markdown(m: session.MatchState) -> str:
             f"{a.render_seconds:.2f} s in all.{extra}")
 
 
+DISTANCE_WORDS = "spectral distance, lower is closer"
+DISTANCE_DETAILS = ("**Spectral distance** is the multi-resolution STFT loss (auraloss `MultiResolutionSTFTLoss`, "
+                    "MRSTFT) between your note and a render, after the render is cut to your note's length and "
+                    "scaled to its loudness. Identical sounds score about 0; two renders of the same preset "
+                    "differ by a little (Vital's voices are not bit-identical).")
+
+
+def _candidate_words(c) -> str:
+    """What a candidate is, in a musician's words (its technical label goes to the details)."""
+    if getattr(c, "source", "network") == "retrieval":
+        return "a preset from our library (the one that sounds most like your note)"
+    if not c.changes:
+        return "the model's best guess"
+    from vital_inverse.params import default_space
+
+    space = default_space()
+    changed = [f"{space[n].display_name if n in space else n} set to {v}" for n, v in c.changes.items()]
+    return "the model's guess with " + ", ".join(changed)
+
+
 def _analysis_status(m: session.MatchState) -> str:
     c = m.candidates[m.best_index]
-    others = ", ".join(f"{x:.3f}" for i, x in enumerate(m.candidate_losses) if i != m.best_index)
-    return (f"**Predicted:** candidate {m.best_index + 1} of {len(m.candidates)} ({c.label}), loss "
-            f"**{m.predicted_loss:.3f}** (others: {others or '—'}; lower is closer). "
-            f"Analyzed in {m.timings.get('analyze_total', 0.0):.1f} s. Press **Refine** to improve the match.")
+    return (f"**Closest of {len(m.candidates)} candidates:** {_candidate_words(c)}. "
+            f"Distance to your note **{m.predicted_loss:.2f}** ({DISTANCE_WORDS}). "
+            f"Press **Refine** to bring it closer.")
+
+
+def _analysis_details(m: session.MatchState) -> str:
+    rows = ["| # | candidate | technical label | spectral distance |", "|---|---|---|---|"]
+    for i, (c, x) in enumerate(zip(m.candidates, m.candidate_losses)):
+        mark = " ✔ kept" if i == m.best_index else ""
+        rows.append(f"| {i + 1}{mark} | {_candidate_words(c)} | {html.escape(c.label)} | {x:.3f} |")
+    times = ", ".join(f"{k} {v:.2f} s" for k, v in m.timings.items())
+    return (f"{DISTANCE_DETAILS}\n\n" + "\n".join(rows)
+            + f"\n\nCandidates: the network's most probable presets, then the nearest presets of its training "
+              f"library. Timings: {times or '—'}.")
 
 
 def _refine_status(m: session.MatchState, ev, budget_text: str) -> str:
-    reasons = {"budget": "budget used", "time": "time is up", "converged": "converged", "stopped": "stopped"}
+    reasons = {"budget": "budget used", "time": "time is up", "converged": "no further improvement found",
+               "stopped": "stopped"}
     head = f"**Refined** ({reasons.get(ev.reason, ev.reason)})" if ev.done else "**Refining…**"
-    return (f"{head}: generation {ev.generation}, {ev.renders} renders of {budget_text}, "
-            f"{ev.elapsed:.1f} s. Best loss **{ev.best_loss:.3f}** (predicted {m.predicted_loss:.3f}).")
+    return (f"{head}: {ev.renders} tries of {budget_text}, {ev.elapsed:.0f} s. "
+            f"Distance **{ev.best_loss:.2f}**, from {m.predicted_loss:.2f} ({DISTANCE_WORDS}).")
+
+
+def _refine_details(m: session.MatchState, ev, locked: frozenset[str] = frozenset()) -> str:
+    searched = getattr(ev, "searched", ()) or ()
+    lines = [DISTANCE_DETAILS, "",
+             (f"Refinement: CMA-ES over the preset's continuous settings; generation {ev.generation}, "
+              f"{ev.renders} renders this run ({m.refine_renders} for this clip), {ev.elapsed:.1f} s. "
+              f"Best loss {ev.best_loss:.4f}; predicted {m.predicted_loss:.4f}."),
+             f"Searched {len(searched)} settings" + (f": {', '.join(searched)}." if searched else ".")]
+    if locked:
+        lines.append(f"Locked (left exactly as they were): {', '.join(sorted(locked))}.")
+    return "\n".join(lines)
 
 
 def _table(rows: list[list[str]]):
@@ -340,6 +395,9 @@ def analyze(clip, old: UserSession | None, progress=gr.Progress()):  # noqa: B00
     progress(0.0, desc="Starting")
     m = session.analyze_clip(clip, ENGINE.predictor(), ENGINE.renderer(), k=K_CANDIDATES, limits=LIMITS,
                              progress=lambda f, msg: progress(0.8 * f, desc=msg))
+    problem = _too_short(m.analysis)
+    if problem:
+        raise _error(problem, "Clip too short")
     progress(0.85, desc="Drawing spectrograms")
     folder = Path(tempfile.mkdtemp(prefix="vital-inverse-"))
     user = UserSession(m, folder)
@@ -354,7 +412,50 @@ def analyze(clip, old: UserSession | None, progress=gr.Progress()):  # noqa: B00
              ", ".join(f"{k} {v:.2f}" for k, v in m.timings.items()))
     return (user, _note_markdown(m), str(original), str(predicted), None, image, _table(rows), None,
             _analysis_status(m), gr.DownloadButton(value=str(preset_path), interactive=True),
-            gr.Button(interactive=True))
+            gr.Button(interactive=True), gr.Button(interactive=False), _analysis_details(m))
+
+
+def _too_short(a) -> str | None:
+    if a.render_seconds < MIN_NOTE_SECONDS:
+        return (f"The note in this clip lasts only {a.render_seconds:.2f} s; a note needs at least "
+                f"{MIN_NOTE_SECONDS:.1f} s of sound to be matched. Upload a longer clip of one note.")
+    return None
+
+
+def check_clip(clip):
+    """On upload or recording: read the clip now, so an empty, damaged, silent, too long or too short
+    file is refused at once (a notice, and the player is cleared) instead of failing on Analyze.
+    Its outputs (note, spectrogram, status) also clear any Error badges an earlier action left."""
+    from vital_inverse import intake
+
+    if not clip:
+        return gr.skip(), "", gr.skip(), ""
+    name = Path(str(clip)).name
+    try:
+        a = intake.analyze_file(clip, LIMITS)
+        problem = _too_short(a)
+    except UserError as e:
+        problem = str(e)
+    except Exception as e:  # noqa: BLE001 - a decoder's own error: the file is not usable audio
+        log.info("upload refused: %s", e)
+        problem = f"'{name}' could not be read as audio. Upload a WAV, FLAC, OGG or MP3 file of one note."
+    if problem:
+        gr.Warning(html.escape(problem, quote=False), title="File refused")
+        return None, "", gr.skip(), f"⛔ **File refused:** {html.escape(problem, quote=False)}"
+    pitch = a.note_name() if a.pitched else "no steady pitch"
+    return (gr.skip(), "", gr.skip(),
+            (f"Loaded **{html.escape(a.source_name, quote=False)}**: a note of {a.render_seconds:.1f} s "
+             f"({pitch}). Press **Analyze**."))
+
+
+def buttons_busy():
+    """While a refinement runs: Refine is off (a second click would do nothing), Stop is on."""
+    return gr.Button(interactive=False), gr.Button(interactive=True)
+
+
+def buttons_idle(user: UserSession | None):
+    """No refinement runs: Refine is on when there is a match to refine, Stop is off."""
+    return gr.Button(interactive=user is not None), gr.Button(interactive=False)
 
 
 def _budget(kind: str, amount) -> tuple[object, str]:
@@ -372,16 +473,30 @@ def _budget(kind: str, amount) -> tuple[object, str]:
     return Budget(renders=None, seconds=value), f"a {value:.0f} s budget"
 
 
+def _locked(modules, settings) -> frozenset[str]:
+    """Parameter names the user ticked to keep (modules and single settings)."""
+    from vital_inverse.locks import expand_locks
+    from vital_inverse.params import default_space
+
+    return expand_locks(default_space(), [*(modules or []), *(settings or [])])
+
+
 @_user_errors_gen
-def refine(user: UserSession | None, kind: str, amount, progress=gr.Progress()):  # noqa: B008 - gradio's way to ask for a progress bar
-    """Refine the match with CMA-ES; streams the loss plot and the best sound so far."""
+def refine(user: UserSession | None, kind: str, amount, lock_modules=None, lock_settings=None,
+           progress=gr.Progress()):  # noqa: B008 - gradio's way to ask for a progress bar
+    """Refine the match with CMA-ES; streams the loss plot and the best sound so far.
+    ``lock_modules``/``lock_settings``: what refinement must leave exactly as it is."""
+    from vital_inverse.refine import RefineConfig
+
     if user is None:
         raise _error("Analyze a clip first, then refine it.", "Nothing to refine")
     budget, budget_text = _budget(kind, amount)
+    locked = _locked(lock_modules, lock_settings)
     progress(0.0, desc="Starting the refinement")
     last_display = 0.0
     pending = False
-    updates = session.refine_stream(user.match, budget, seed=0, renderer=ENGINE.renderer())
+    updates = session.refine_stream(user.match, budget, seed=0, renderer=ENGINE.renderer(),
+                                    config=RefineConfig(locked=locked))
     # Closed when Stop cancels this stream (gradio closes the generator once the generation in
     # flight is done): the refinement then sends no more renders to the shared workers.
     with contextlib.closing(updates), _refining(user):
@@ -395,6 +510,7 @@ def refine(user: UserSession | None, kind: str, amount, progress=gr.Progress()):
                 progress(min(1.0, ev.elapsed / budget.seconds), desc=f"{ev.elapsed:.0f} / {budget.seconds:.0f} s")
             pending = pending or update.improved
             status = _refine_status(m, ev, budget_text)
+            details = _refine_details(m, ev, locked)
             plot = plots.loss_plot_data(m.history)
             if pending and (ev.done or time.monotonic() - last_display >= DISPLAY_EVERY_SECONDS):
                 # The stored state advances only together with what is on screen, so a Stop (which
@@ -402,16 +518,16 @@ def refine(user: UserSession | None, kind: str, amount, progress=gr.Progress()):
                 user = replace(user, match=m)
                 refined = session.write_wav(m.refined_audio, user.file("refined"))
                 image = plots.spectrogram_figure(m.analysis.audio, m.predicted_audio, m.refined_audio)
-                rows = ENGINE.parameter_table(m.best_preset)
+                rows = ENGINE.parameter_table(m.best_preset, locked)
                 preset_path = session.export(m, user.folder)
                 last_display, pending = time.monotonic(), False
                 yield (user, str(refined), image, _table(rows), plot, status,
-                       gr.DownloadButton(value=str(preset_path)))
+                       gr.DownloadButton(value=str(preset_path)), details)
             elif ev.done:  # nothing new to show: store the final state (same best, full history)
                 user = replace(user, match=m)
-                yield (user, gr.skip(), gr.skip(), gr.skip(), plot, status, gr.skip())
+                yield (user, gr.skip(), gr.skip(), gr.skip(), plot, status, gr.skip(), details)
             else:
-                yield (gr.skip(), gr.skip(), gr.skip(), gr.skip(), plot, status, gr.skip())
+                yield (gr.skip(), gr.skip(), gr.skip(), gr.skip(), plot, status, gr.skip(), details)
 
 
 @contextlib.contextmanager
@@ -432,9 +548,10 @@ def stop(user: UserSession | None):
     user.match.stop.set()  # the refinement ends after its current generation (the cancel ends the stream now)
     m = user.match
     if m.refined is None:
-        return f"Stopped before the first result. The predicted preset (loss {m.predicted_loss:.3f}) is in the download."
-    return (f"**Stopped.** Kept the best so far: loss **{m.refined_loss:.3f}** after {m.refine_renders} renders "
-            f"(predicted {m.predicted_loss:.3f}). **Download .vital** has it.")
+        return (f"**Stopped** before the first result. The predicted preset (distance {m.predicted_loss:.2f}) "
+                f"is in the download.")
+    return (f"**Stopped.** Kept the best so far: distance **{m.refined_loss:.2f}** "
+            f"(from {m.predicted_loss:.2f}; {DISTANCE_WORDS}). **Download .vital** has it.")
 
 
 def after_stop(user: UserSession | None):
@@ -443,11 +560,89 @@ def after_stop(user: UserSession | None):
     replaces what gradio 6.31 sometimes shows on a cancelled stream's outputs (an "Error" badge,
     or a last "Refining…" update arriving after the Stop message)."""
     if user is None:
-        return "Nothing is running.", gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        return ("Nothing is running.", gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(),
+                *buttons_idle(user))
     deadline = time.monotonic() + 30
     while user.refining.is_set() and time.monotonic() < deadline:
         time.sleep(0.05)
-    return stop(user), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+    return (stop(user), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), *buttons_idle(user))
+
+
+MORPH_SOURCES = ("Current match", "A .vital file", "Another clip")
+MORPH_MAX_STEPS = 9
+
+
+def _morph_end(which: str, kind: str, vital, clip, user: UserSession | None):
+    """Preset A or B of a morph, with the analysis it came from (or None): the current match, an
+    uploaded .vital, or the best candidate for another clip."""
+    from vital_inverse.preset import load_vital
+
+    if kind == "A .vital file":
+        if not vital:
+            raise _error(f"Choose a .vital file for {which}, or pick another source.", f"No preset for {which}")
+        path = Path(vital if isinstance(vital, str) else getattr(vital, "name", str(vital)))
+        return load_vital(path), None
+    if kind == "Another clip":
+        if not clip:
+            raise _error(f"Upload or record a clip for {which}, or pick another source.", f"No clip for {which}")
+        m = session.analyze_clip(clip, ENGINE.predictor(), ENGINE.renderer(), k=K_CANDIDATES, limits=LIMITS)
+        return m.predicted.with_meta(name=m.stem), m.analysis
+    if user is None:
+        raise _error(f"There is no current match for {which}: analyze a clip on the Match tab first, or pick "
+                     "another source.", f"No match for {which}")
+    return user.match.best_preset.with_meta(name=user.match.stem), user.match.analysis
+
+
+def _morph_table(result) -> str:
+    s = result.smooth
+    if not s["steps"]:
+        return ""
+    even = 1 / (len(result.presets) - 1)
+    rows = [f"| step | how far from A (0 = A, 1 = B) | step size (an even step is {even:.2f}) |", "|---|---|---|"]
+    for i, far in enumerate(s["from_a"]):
+        size = f"{s['steps'][i - 1]:.2f}" if i else "—"
+        rows.append(f"| {i + 1} | {far:.2f} | {size} |")
+    return "\n".join(rows)
+
+
+@_user_errors
+def make_morph(user: UserSession | None, a_kind: str, a_vital, a_clip, b_kind: str, b_vital, b_clip, steps,
+               progress=gr.Progress()):  # noqa: B008 - gradio's way to ask for a progress bar
+    """A row of presets from A to B, each rendered with a player and a download, and how smooth the path is."""
+    from vital_inverse.morph import morph, render_morph, write_morph
+
+    try:
+        n = int(min(max(int(float(steps)), 2), MORPH_MAX_STEPS))
+    except (TypeError, ValueError):
+        n = 5
+    progress(0.0, desc="Reading A and B")
+    a, a_analysis = _morph_end("A", a_kind, a_vital, a_clip, user)
+    b, b_analysis = _morph_end("B", b_kind, b_vital, b_clip, user)
+    analysis = a_analysis or b_analysis
+    note = int(analysis.note) if analysis is not None else 60
+    note_s, render_s = ((analysis.note_seconds, analysis.render_seconds) if analysis is not None else (1.5, 2.0))
+    progress(0.2, desc=f"Rendering {n} steps")
+    result = render_morph(morph(a, b, n), note=note, note_seconds=max(note_s, 0.1), render_seconds=max(render_s, 0.2),
+                          renderer=ENGINE.renderer())
+    folder = Path(tempfile.mkdtemp(prefix="vital-inverse-morph-", dir=user.folder if user is not None else None))
+    files = write_morph(result, folder)
+    status = (f"**Morph from {html.escape(a.name)} to {html.escape(b.name)}**, rendered at MIDI {note}. "
+              f"{result.summary()}\n\n{_morph_table(result)}")
+    players, downloads = [], []
+    for i in range(MORPH_MAX_STEPS):
+        if i < n:
+            players.append(gr.Audio(value=str(folder / f"step_{i:02d}.wav"), visible=True,
+                                    label=f"Step {i + 1} of {n}" + (" (A)" if i == 0 else " (B)" if i == n - 1 else "")))
+            downloads.append(gr.DownloadButton(f"Step {i + 1} .vital", value=str(files[i]), visible=True))
+        else:
+            players.append(gr.Audio(value=None, visible=False))
+            downloads.append(gr.DownloadButton(value=None, visible=False))
+    return (status, *players, *downloads)
+
+
+def morph_source(kind: str):
+    """Show the input that the chosen source needs."""
+    return gr.File(visible=kind == "A .vital file"), gr.Audio(visible=kind == "Another clip")
 
 
 def budget_control(kind: str):
@@ -494,18 +689,21 @@ that makes the same sound:
 
 1. **Analyze** finds the note (pitch, and how long the key was held) and a neural network predicts the
    parameters of a Vital preset: oscillators and wavetables, filters, envelopes, LFOs, effects and a few
-   modulation routes. Four candidates are rendered with [Vita](https://github.com/DBraun/Vita) (Vital's engine
+   modulation routes. {candidates} are rendered with [Vita](https://github.com/DBraun/Vita) (Vital's engine
    as a Python library) and the closest to your clip is kept.
 2. **Refine** searches around that preset with CMA-ES, rendering each try through Vita and comparing its spectrum
-   with your clip (multi-resolution STFT loss; lower is closer).
-3. **Download .vital** gives you the best preset so far, ready to open in Vital. The **Tutorial** tab explains
+   with your clip (the *spectral distance*: a multi-resolution STFT loss; lower is closer). Tick the settings
+   you want to keep under **Keep these as they are** and refinement leaves them untouched.
+3. **Morph** (its own tab) makes a row of presets that glide from one sound to another.
+4. **Download .vital** gives you the best preset so far, ready to open in Vital. The **Tutorial** tab explains
    how to build it by hand.
 
 ## Limits
 - **Custom wavetables can only be approximated**: the preset uses the closest tables of a built-in bank.
 - **Modulation beyond 8 fixed routes is not inferred** (envelope 2 → filter cutoff, LFO → pitch, and so on).
 - **One note at a time**: only the first note of a clip is used; chords, melodies and drums are not matched.
-- Uploads are limited to 20 MB and 30 seconds (the first 4 seconds of the first note are analysed).
+- Uploads are limited to one clip of 20 MB and 30 seconds per upload (the first 4 seconds of the first note are
+  analysed); a note must sound for at least {min_note:.1f} s.
 
 ## Credits
 - **Vital** by Matt Tytel (GPL-3.0); **Vita**, Vital's engine as a Python module (GPL-3.0).
@@ -516,11 +714,35 @@ that makes the same sound:
 """
 
 
+def _retrieval_count() -> int:
+    """How many library presets the predictor adds to the network's candidates (its default)."""
+    import inspect
+
+    from vital_inverse.predict import PresetPredictor
+
+    return int(inspect.signature(PresetPredictor.predict).parameters["retrieval"].default)
+
+
+def about_text() -> str:
+    """The About tab, with the candidate count the status line will show."""
+    r = _retrieval_count()
+    words = {1: "One", 2: "Two", 3: "Three", 4: "Four", 5: "Five", 6: "Six", 7: "Seven", 8: "Eight"}
+    total = K_CANDIDATES + r
+    candidates = (f"{words.get(total, total)} candidates ({K_CANDIDATES} from the network and the {r} presets of "
+                  f"its training library that sound most like your note)" if r else
+                  f"{words.get(total, total)} candidates")
+    return ABOUT.format(candidates=candidates, min_note=MIN_NOTE_SECONDS)
+
+
 def _examples() -> list[list[str]]:
     return [[str(p)] for p in sorted(EXAMPLES_DIR.glob("*.wav"))]
 
 
 def build_demo() -> gr.Blocks:
+    from vital_inverse import locks
+    from vital_inverse.params import default_space
+
+    space = default_space()
     with _Blocks(title="Vital Inverse", delete_cache=(3600, 7200)) as demo:
         user = gr.State(None, time_to_live=STATE_TTL_SECONDS, delete_callback=_delete_session)
         gr.Markdown(INTRO)
@@ -542,9 +764,14 @@ def build_demo() -> gr.Blocks:
                             original = gr.Audio(label="Original (analysed note)", interactive=False, elem_id="original")
                             predicted = gr.Audio(label="Predicted", interactive=False, elem_id="predicted")
                             refined = gr.Audio(label="Refined", interactive=False, elem_id="refined")
-                        spectrogram = gr.Image(label="Log-mel spectrograms (same dB scale)", type="pil",
-                                               format="png", interactive=False, elem_id="spectrogram",
-                                               buttons=["download", "fullscreen"])
+                        status = gr.Markdown("Upload or record one note (or pick an example), then press "
+                                             "**Analyze**.", elem_id="status")
+                        with gr.Accordion("Details (for the technically minded)", open=False, elem_id="details-box"):
+                            details = gr.Markdown(DISTANCE_DETAILS, elem_id="details")
+                spectrogram = gr.Image(label="Spectrograms", show_label=False, type="pil", format="png", interactive=False,
+                                       elem_id="spectrogram", buttons=["download", "fullscreen"],
+                                       placeholder="The spectrograms of your note and its match appear here "
+                                                   "after **Analyze**.")
                 with gr.Row():
                     with gr.Column(scale=2, min_width=320), gr.Row():
                         budget_kind = gr.Radio(["renders", "seconds"], value="renders", label="Refine for",
@@ -554,22 +781,64 @@ def build_demo() -> gr.Blocks:
                                            elem_id="budget", scale=2)
                     with gr.Column(scale=1, min_width=200):
                         refine_btn = gr.Button("Refine", variant="primary", interactive=False, elem_id="refine")
-                        stop_btn = gr.Button("Stop", variant="stop", elem_id="stop")
+                        stop_btn = gr.Button("Stop", variant="stop", interactive=False, elem_id="stop")
                     with gr.Column(scale=1, min_width=200):
                         download = gr.DownloadButton("Download .vital", value=None, interactive=False,
                                                      elem_id="download")
                         gr.Markdown("The best preset so far, named after your clip. Open it in Vital.",
                                     elem_classes=["hint"])
-                status = gr.Markdown(elem_id="status")
+                with gr.Accordion("Keep these as they are (Refine leaves them untouched)", open=False,
+                                  elem_id="locks-box"):
+                    lock_modules = gr.CheckboxGroup(locks.module_choices(space), value=[], label="Whole modules",
+                                                    elem_id="lock-modules")
+                    lock_settings = gr.Dropdown(locks.setting_choices(space), value=[], multiselect=True,
+                                                label="Single settings (e.g. Oscillator 2 Wavetable)",
+                                                elem_id="lock-settings")
+                gr.Markdown("**Refinement progress.** When you press **Refine**, the plot below draws the distance "
+                            "to your note try by try: the red line is the best so far (what the Refined player "
+                            "plays), the light blue one each generation's best try.", elem_id="loss-hint",
+                            elem_classes=["hint"])
                 # no initial value: a LinePlot that starts from an empty DataFrame draws no lines later (gradio 6.31)
                 loss_plot = gr.LinePlot(x="renders", y="loss", color="series",
-                                        title="Refinement: loss against renders (lower is closer)",
-                                        x_title="renders", y_title="loss (MRSTFT)", height=280,
+                                        title="Refinement: distance to your note, try by try (lower is closer)",
+                                        x_title="tries (renders)", y_title="spectral distance", height=280,
+                                        label="Refinement progress",
+                                        caption="Press Refine: a line per generation of tries appears here, "
+                                                "the best so far in red (what the Refined player plays).",
                                         color_map={plots.SERIES_BEST: "#d62728", plots.SERIES_GENERATION: "#9ecae1"},
                                         elem_id="loss-plot")
                 table = gr.Dataframe(headers=list(session.TABLE_COLUMNS), label="Preset settings (as Vital shows them; "
                                      "modules that are off are not listed)", interactive=False, wrap=True,
                                      max_height=520, elem_id="table")
+            with gr.Tab("Morph", id="morph"):
+                gr.Markdown("Glide from one sound to another: a row of presets from **A** to **B**, each one you can "
+                            "play and download. Settings move on Vital's own scales, a part that plays at one end "
+                            "only fades in or out, different wavetables are blended frame by frame, and other "
+                            "choices switch half-way. The table shows how evenly the sound moves.")
+                ends = {}
+                with gr.Row():
+                    for which, default in (("A", "Current match"), ("B", "A .vital file")):
+                        with gr.Column(min_width=300):
+                            kind = gr.Radio(list(MORPH_SOURCES), value=default, label=f"{which}: start" if which == "A"
+                                            else f"{which}: end", elem_id=f"morph-{which.lower()}-kind")
+                            vital = gr.File(label=f"{which}: a .vital preset", file_types=[".vital"], type="filepath",
+                                            visible=default == "A .vital file", elem_id=f"morph-{which.lower()}-vital")
+                            other = gr.Audio(type="filepath", sources=["upload", "microphone"],
+                                             label=f"{which}: a clip of one note (its best match is used)",
+                                             visible=default == "Another clip", elem_id=f"morph-{which.lower()}-clip")
+                            kind.change(morph_source, [kind], [vital, other], queue=False, api_visibility="private")
+                            ends[which] = (kind, vital, other)
+                morph_steps = gr.Slider(2, MORPH_MAX_STEPS, value=5, step=1, label="Steps (A and B included)",
+                                        elem_id="morph-steps")
+                morph_btn = gr.Button("Morph", variant="primary", elem_id="morph-btn")
+                morph_status = gr.Markdown(elem_id="morph-status")
+                morph_players, morph_downloads = [], []
+                for i in range(MORPH_MAX_STEPS):
+                    with gr.Row(equal_height=True):
+                        morph_players.append(gr.Audio(label=f"Step {i + 1}", interactive=False, visible=False,
+                                                      elem_id=f"morph-step-{i}", scale=4))
+                        morph_downloads.append(gr.DownloadButton(f"Step {i + 1} .vital", visible=False,
+                                                                 elem_id=f"morph-download-{i}", scale=1))
             with gr.Tab("Tutorial", id="tutorial"):
                 gr.Markdown("Step-by-step instructions to build the best preset so far in Vital, starting from "
                             "its Init preset. Written by Claude when the server has an API key, by Vital Inverse's "
@@ -578,27 +847,42 @@ def build_demo() -> gr.Blocks:
                 tutorial_notice = gr.Markdown(elem_id="tutorial-notice")
                 tutorial_md = gr.Markdown(elem_id="tutorial")
             with gr.Tab("About", id="about"):
-                gr.Markdown(ABOUT)
+                gr.Markdown(about_text(), elem_id="about")
 
+        # Refine is off while it runs and Stop only on then (set at once in the browser, not queued); the
+        # busy step also re-outputs the note, which clears an Error badge an earlier action left there.
         refine_evt = refine_btn.click(
-            refine, [user, budget_kind, budget], [user, refined, spectrogram, table, loss_plot, status, download],
+            buttons_busy, None, [refine_btn, stop_btn], queue=False, api_visibility="private",
+        ).then(
+            refine, [user, budget_kind, budget, lock_modules, lock_settings],
+            [user, refined, spectrogram, table, loss_plot, status, download, details],
             api_name="refine", concurrency_limit=REFINE_CONCURRENCY, concurrency_id="refine",
             show_progress="minimal", show_progress_on=[status], time_limit=BUDGETS["seconds"][1] + 120,
         )
+        refine_evt.then(buttons_idle, [user], [refine_btn, stop_btn], queue=False, api_visibility="private")
         # Stop: the cancel ends the stream in the browser at once (and removes a Refine still waiting in
         # the queue); stop() also sets the refinement's stop flag, so a stream driven through the API
         # ends after its current generation with a final "stopped" update.
         stop_btn.click(stop, [user], [status], api_name="stop", cancels=[refine_evt], concurrency_limit=None).then(
-            after_stop, [user], [status, refined, spectrogram, table, loss_plot, download], show_progress="hidden",
+            after_stop, [user], [status, refined, spectrogram, table, loss_plot, download, refine_btn, stop_btn],
+            show_progress="hidden",
             api_visibility="private", concurrency_limit=None)
         # a new analysis ends this tab's refinement (its updates would overwrite the new state)
         analyze_btn.click(
             analyze, [clip, user],
-            [user, note_md, original, predicted, refined, spectrogram, table, loss_plot, status, download, refine_btn],
+            [user, note_md, original, predicted, refined, spectrogram, table, loss_plot, status, download, refine_btn,
+             stop_btn, details],
             api_name="analyze", concurrency_limit=ANALYZE_CONCURRENCY, concurrency_id="analyze",
             show_progress_on=[note_md, spectrogram], cancels=[refine_evt],
         )
+        for trigger in (clip.upload, clip.stop_recording):
+            trigger(check_clip, [clip], [clip, note_md, spectrogram, status], api_visibility="private",
+                    concurrency_limit=None, show_progress="hidden")
         budget_kind.change(budget_control, [budget_kind], [budget], api_visibility="private", queue=False)
+        morph_btn.click(make_morph, [user, *ends["A"], *ends["B"], morph_steps],
+                        [morph_status, *morph_players, *morph_downloads], api_name="morph",
+                        concurrency_limit=ANALYZE_CONCURRENCY, concurrency_id="analyze",
+                        show_progress_on=[morph_status])
         tutorial_btn.click(write_tutorial, [user], [tutorial_notice, tutorial_md], api_name="tutorial",
                            concurrency_limit=TUTORIAL_CONCURRENCY, concurrency_id="tutorial",
                            show_progress_on=[tutorial_notice])
@@ -625,13 +909,88 @@ demo = build_demo()
 demo.queue(default_concurrency_limit=ANALYZE_CONCURRENCY, max_size=QUEUE_MAX_SIZE)
 
 
+class _UploadTooLarge(Exception):
+    pass
+
+
+class UploadCap:
+    """ASGI middleware: an upload request may bring at most ``max_bytes`` in all, however many files.
+
+    gradio's ``max_file_size`` is per file; without this one request with ten 19 MB files fills the
+    cache with 190 MB. A declared Content-Length over the cap is refused before the body is read;
+    a body without one is counted as it arrives and refused once it passes the cap. 413 either way."""
+
+    def __init__(self, app, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, int(max_bytes)
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope.get("method") != "POST" or not scope.get("path", "").rstrip("/").endswith(
+                "/upload"):
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope.get("headers") or ()).get(b"content-length", b"")
+        if length.isdigit() and int(length) > self.max_bytes:
+            await self._refuse(send, int(length))
+            return
+        seen = 0
+        started = False
+
+        async def counted():
+            nonlocal seen
+            message = await receive()
+            if message.get("type") == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _UploadTooLarge
+            return message
+
+        async def watched(message):
+            nonlocal started
+            started = started or message.get("type") == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, watched)
+        except _UploadTooLarge:
+            if not started:
+                await self._refuse(send, seen)
+        if seen > self.max_bytes:
+            log.info("refused an upload request of more than %d bytes", self.max_bytes)
+
+    async def _refuse(self, send, size: int) -> None:
+        mb = 1024 * 1024
+        body = (f"The upload is too large ({size / mb:.0f} MB or more in one request); one upload may bring "
+                f"at most {self.max_bytes / mb:.0f} MB (one clip of up to {LIMITS.max_bytes // mb} MB).").encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"text/plain; charset=utf-8"),
+                                (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
+def server_address(env=None) -> tuple[str, int]:
+    """Where to serve: gradio's own GRADIO_SERVER_NAME / GRADIO_SERVER_PORT (``PORT`` is still read as a
+    fallback for the port). Locally only this machine (127.0.0.1); the Space's Dockerfile sets 0.0.0.0."""
+    env = os.environ if env is None else env
+    name = env.get("GRADIO_SERVER_NAME", "").strip() or "127.0.0.1"
+    port = env.get("GRADIO_SERVER_PORT", "").strip() or env.get("PORT", "").strip() or "7860"
+    try:
+        number = int(port)
+    except ValueError:
+        raise UserError(f"GRADIO_SERVER_PORT must be a port number, not {port!r}.") from None
+    if not 0 < number < 65536:
+        raise UserError(f"GRADIO_SERVER_PORT must be between 1 and 65535, not {number}.")
+    return name, number
+
+
 def launch(**kwargs):
     """Launch ``demo`` with this app's serving settings (keyword arguments override them)."""
-    settings = {"server_name": "0.0.0.0", "server_port": int(os.environ.get("PORT", "7860")),
+    name, port = server_address()
+    settings = {"server_name": name, "server_port": port,
                 "max_file_size": MAX_UPLOAD, "allowed_paths": [str(EXAMPLES_DIR)], "show_error": False,
                 "footer_links": ["api", "gradio"],
                 # a session holds ~3 MB of audio: cap the sessions kept in memory (oldest dropped first)
-                "state_session_capacity": STATE_SESSIONS}
+                "state_session_capacity": STATE_SESSIONS,
+                "app_kwargs": {"middleware": [Middleware(UploadCap, max_bytes=MAX_REQUEST_BYTES)]}}
     settings.update(kwargs)
     return demo.launch(**settings)
 

@@ -28,12 +28,12 @@ from test_session import use_checkpoint
 
 
 @pytest.fixture(scope="module")
-def server():
+def server(shipped_predictor, render_pool):
     use_checkpoint()
     saved_key = os.environ.pop("ANTHROPIC_API_KEY", None)  # the tutorial must not call the API from tests
     import app
 
-    app.ENGINE.start()
+    app.ENGINE.start(shipped_predictor, render_pool)  # the session's model and workers (each costs seconds)
     port = free_port()
     app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     yield app, f"http://127.0.0.1:{port}/"
@@ -73,7 +73,7 @@ def _vital(outputs) -> str | None:
 
 
 def _status(outputs) -> str:
-    return _find(outputs, lambda v: isinstance(v, str) and v.startswith(("**Refin", "**Predicted", "**Stopped")))[-1]
+    return _find(outputs, lambda v: isinstance(v, str) and v.startswith(("**Refin", "**Closest", "**Stopped")))[-1]
 
 
 def _plot_points(outputs) -> int:
@@ -104,7 +104,13 @@ def test_analyze_refine_stop_download(server, tmp_path):
     analyze_seconds = time.monotonic() - t
     assert _note_text(out).startswith("### Detected note: A4")
     assert Path(_vital(out)).name == "lead-umbra.vital"
-    assert "Predicted" in _status(out)
+    status = _status(out)
+    # in a musician's words: how many candidates, the kept one, what the number means; jargon in the details
+    assert status.startswith("**Closest of 6 candidates:**") and "lower is closer" in status
+    assert not any(w in status for w in ("MRSTFT", "log-mel", "p=", "loss"))
+    details = _find(out, lambda v: isinstance(v, str) and "MRSTFT" in v)
+    assert details and "technical label" in details[0]
+    assert "Six candidates" in app.about_text()  # the About tab says what the status shows
     print(f"analyze through the API: {analyze_seconds:.2f} s (loaded machine)")
 
     job = client.submit("renders", 1200, api_name="/refine")
@@ -136,9 +142,19 @@ def test_analyze_refine_stop_download(server, tmp_path):
     assert Path(preset_file).name == "lead-umbra.vital"
     assert vita.Synth().load_preset(preset_file) is True
 
-    # a new Refine continues from the kept best; the plot keeps the earlier points
-    out2 = client.predict("renders", 24, api_name="/refine")
+    # a new Refine continues from the kept best; the plot keeps the earlier points. Filter 1 and
+    # oscillator 1's level are locked: they stay exactly as they were, the table says so
+    job2 = client.submit("renders", 24, ["filter_1"], ["osc_1_level"], api_name="/refine")
+    out2 = job2.result()
     assert "Refined" in _status(out2) and _plot_points(out2) > _plot_points(outputs[-1])
+    shown2 = [o for o in job2.outputs() if _vital(o)]
+    assert shown2, "the locked refinement never showed a result"
+    before, after = load_vital(preset_file).values, load_vital(_vital(shown2[-1])).values
+    for name in ("filter_1_on", "filter_1_cutoff", "filter_1_resonance", "osc_1_level"):
+        assert after[name] == pytest.approx(before[name], abs=1e-9), name
+    table = next(v["data"] for v in map(_value, shown2[-1]) if isinstance(v, dict) and "data" in v
+                 and v.get("headers") == ["Module", "Setting", "Value", "Note"])
+    assert next(row for row in table if row[0] == "Oscillator 1" and row[1] == "Level")[3].startswith("locked")
 
     # the file sounds like the refined player (within Vita's run-to-run noise)
     a = analyze_file(EXAMPLES / "lead-umbra.wav")
@@ -238,3 +254,92 @@ def test_uploads_are_capped(server):
     app, _ = server
     assert app.LIMITS.max_seconds <= 60 and app.LIMITS.max_bytes <= 20 * 1024 * 1024
     assert app.demo.max_file_size == 20 * 1024 * 1024
+
+
+def test_server_address_follows_gradio_variables():
+    import app
+    from vital_inverse.errors import UserError
+
+    assert app.server_address({}) == ("127.0.0.1", 7860)  # this machine only, unless asked
+    assert app.server_address({"GRADIO_SERVER_PORT": "7880"}) == ("127.0.0.1", 7880)
+    assert app.server_address({"GRADIO_SERVER_NAME": "0.0.0.0", "GRADIO_SERVER_PORT": "7881", "PORT": "9"}) == \
+        ("0.0.0.0", 7881)
+    assert app.server_address({"PORT": "7882"}) == ("127.0.0.1", 7882)  # the older variable still works
+    for bad in ("seventy", "70000"):
+        with pytest.raises(UserError, match="GRADIO_SERVER_PORT"):
+            app.server_address({"GRADIO_SERVER_PORT": bad})
+
+
+def _sine(path: Path, seconds: float) -> Path:
+    import soundfile as sf
+
+    t = np.arange(int(44100 * seconds)) / 44100
+    sf.write(path, (0.5 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 44100)
+    return path
+
+
+def test_a_too_short_clip_is_refused(server, tmp_path):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    app, url = server
+    client = _client(url, tmp_path / "client")
+    with pytest.raises(AppError, match="lasts only 0.05 s"):
+        client.predict(handle_file(str(_sine(tmp_path / "blip.wav", 0.05))), api_name="/analyze")
+    # on upload already (what the browser runs when a file is dropped): the player is cleared, the status says why
+    cleared, _, _, status = app.check_clip(str(_sine(tmp_path / "blip2.wav", 0.05)))
+    assert cleared is None and "File refused" in status and "0.05 s" in status
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    cleared, _, _, status = app.check_clip(str(empty))
+    assert cleared is None and "File refused" in status
+    _, _, _, status = app.check_clip(str(EXAMPLES / "keys-vibraphone.wav"))
+    assert "Loaded" in status and "Press **Analyze**" in status
+
+
+def test_one_upload_request_is_capped_in_all(server, tmp_path):
+    import httpx
+
+    app, url = server
+    mb = 1024 * 1024
+    chunk = tmp_path / "chunk.wav"
+    chunk.write_bytes(b"\0" * (12 * mb))  # each file under the 20 MB per-file limit
+    endpoint = url + "gradio_api/upload"
+    with httpx.Client(timeout=60) as http:
+        with open(chunk, "rb") as f1, open(chunk, "rb") as f2:
+            two = http.post(endpoint, files=[("files", ("a.wav", f1)), ("files", ("b.wav", f2))])
+        assert two.status_code == 413 and "too large" in two.text
+        with open(chunk, "rb") as f1:
+            one = http.post(endpoint, files=[("files", ("a.wav", f1))])
+        assert one.status_code == 200, one.text
+    assert app.MAX_REQUEST_BYTES < 2 * 12 * mb
+
+
+def test_morph_from_the_current_match_to_a_vital_file(server, tmp_path, human_preset_dir):
+    import vita
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    app, url = server
+    client = _client(url, tmp_path / "client")
+    with pytest.raises(AppError, match="analyze a clip"):
+        client.predict("Current match", None, None, "A .vital file", handle_file(str(human_preset_dir /
+                       "PS-20-Oboe.vital")), None, 3, api_name="/morph")
+    client.predict(handle_file(str(EXAMPLES / "keys-vibraphone.wav")), api_name="/analyze")
+    out = client.predict("Current match", None, None, "A .vital file",
+                         handle_file(str(human_preset_dir / "PS-20-Oboe.vital")), None, 3, api_name="/morph")
+    status = _value(out[0])
+    assert status.startswith("**Morph from keys-vibraphone to PS-20 Oboe**") and "even step" in status
+    n = app.MORPH_MAX_STEPS
+    players, downloads = [_value(x) for x in out[1:1 + n]], [_value(x) for x in out[1 + n:]]
+    assert [bool(p) for p in players] == [True] * 3 + [False] * (n - 3)
+    assert all(Path(d).suffix == ".vital" for d in downloads[:3])
+    assert vita.Synth().load_preset(downloads[1]) is True
+    import soundfile as sf
+
+    middle, _ = sf.read(players[1], dtype="float32")
+    assert 20 * np.log10(np.sqrt(np.mean(np.square(middle))) + 1e-12) > -60  # the middle step sounds
+    # B may be the match of another clip
+    out = client.predict("Current match", None, None, "Another clip", None,
+                         handle_file(str(EXAMPLES / "bass-nier.wav")), 2, api_name="/morph")
+    assert _value(out[0]).startswith("**Morph from keys-vibraphone to bass-nier**")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-from pathlib import Path
 
 import pytest
 
@@ -30,7 +29,6 @@ from vital_inverse.tutorial import tidy_value_text as tidy
 
 httpx2 = pytest.importorskip("httpx2")
 
-HUMAN_PRESETS = Path(__file__).resolve().parents[2] / "shared" / "data" / "human-presets"
 HUMAN = ["SalmoBass", "PS-20-Accordion", "BullfrogsOnNeptune", "FunkyTown", "Progwank", "AgeOfLove"]
 KEY = "sk-ant-test-0123456789-SECRET-KEY-abcdef"
 
@@ -140,8 +138,8 @@ def _check_tutorial(space, preset: Preset, renderer, note=None) -> str:
 
 
 @pytest.mark.parametrize("stem", HUMAN)
-def test_offline_tutorial_states_every_audible_value_human(space, renderer, stem):
-    preset = load_vital(HUMAN_PRESETS / f"{stem}.vital", space)
+def test_offline_tutorial_states_every_audible_value_human(space, renderer, human_preset_dir, stem):
+    preset = load_vital(human_preset_dir / f"{stem}.vital", space)
     _check_tutorial(space, preset, renderer, note=45)
 
 
@@ -206,8 +204,8 @@ def test_extracted_wavetable_says_how_to_get_it(space):
     assert "Set **Oscillator 1 Wavetable** to `Extracted`" in offline_tutorial(preset)
 
 
-def test_tempo_synced_lfo_shows_its_tempo(space):
-    preset = load_vital(HUMAN_PRESETS / "SalmoBass.vital", space)
+def test_tempo_synced_lfo_shows_its_tempo(space, human_preset_dir):
+    preset = load_vital(human_preset_dir / "SalmoBass.vital", space)
     report = build_report(preset)
     assert report.item("lfo_1_sync").text_value == "Tempo"
     assert report.item("lfo_1_tempo").text_value == "1/4"

@@ -81,16 +81,24 @@ def spectrogram_figure(original: np.ndarray, predicted: np.ndarray | None, refin
     powers = [None if s is None else _mel_power(s, sr) for s in sounds]
     ref = max(float(p.max()) for p in powers if p is not None)
     ref = ref if ref > 0 else 1.0
-    fig = Figure(figsize=(12, 3.4), dpi=80)  # fixed margins: a layout engine doubles the drawing time
+    from matplotlib.ticker import MaxNLocator
+
+    # Drawn at about the app's page width (1300 px) so text stays readable unscaled; fixed margins
+    # (a layout engine doubles the drawing time), room at the top for a title above the panels.
+    fig = Figure(figsize=(13, 4.6), dpi=100)
     FigureCanvasAgg(fig)
-    axes = fig.subplots(1, 3, sharey=True, gridspec_kw={"left": 0.065, "right": 0.925, "bottom": 0.15,
-                                                         "top": 0.9, "wspace": 0.06})
+    axes = fig.subplots(1, 3, sharey=True, gridspec_kw={"left": 0.06, "right": 0.93, "bottom": 0.13,
+                                                         "top": 0.82, "wspace": 0.08})
+    fig.suptitle("Log-mel spectrograms, one dB scale (brighter = louder)", fontsize=13, y=0.975)
     image = None
     mel_hz = _mel_axis_hz(sr)
     empty = {1: "Press Analyze", 2: "Press Refine"}
     for i, (ax, p, title) in enumerate(zip(axes, powers, titles)):
-        ax.set_title(title, fontsize=12)
-        ax.set_xlabel("seconds")
+        ax.set_title(title, fontsize=13)
+        ax.set_xlabel("seconds", fontsize=11)
+        ax.tick_params(labelsize=10)
+        # no tick at a panel's right edge: it would collide with the next panel's "0"
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=5, prune="upper"))
         if p is None:
             ax.set_facecolor("#f2f2f2")
             ax.text(0.5, 0.5, empty.get(i, "—"), ha="center", va="center", transform=ax.transAxes, color="#777777")
@@ -103,9 +111,9 @@ def spectrogram_figure(original: np.ndarray, predicted: np.ndarray | None, refin
     ticks = [100, 300, 1000, 3000, 10000]
     axes[0].set_yticks([float(np.interp(t, mel_hz, np.arange(N_MELS))) for t in ticks])
     axes[0].set_yticklabels(["100", "300", "1k", "3k", "10k"])
-    axes[0].set_ylabel("Hz (mel scale)")
+    axes[0].set_ylabel("Hz (mel scale)", fontsize=11)
     if image is not None:
-        fig.colorbar(image, cax=fig.add_axes((0.94, 0.15, 0.012, 0.75)), label="dB")
+        fig.colorbar(image, cax=fig.add_axes((0.945, 0.13, 0.012, 0.69)), label="dB")
     fig.canvas.draw()
     rgba = np.asarray(fig.canvas.buffer_rgba())
     return Image.fromarray(rgba[..., :3].copy())

@@ -27,6 +27,13 @@ from .params import ParamSpace, default_space
 from .preset import Preset
 
 MAX_FLIPS = 8  # uncertain categoricals considered for alternatives
+_CLIP_LABELS = {
+    "resynthesis": "the clip's own wavetable, swept in time, fitted envelope (resynthesis)",
+    "resynthesis+noise": "the clip's own wavetable and its noise, fitted envelope (resynthesis)",
+    "mixed": "best guess with the clip's own wavetable in oscillator 1",
+    "noise": "noise through a filter, fitted envelope (unpitched clip)",
+}
+GENERATIVE_K = 32  # samples drawn from the generative head (flow.py) per clip, when the checkpoint has one
 
 
 @dataclass
@@ -37,12 +44,19 @@ class Candidate:
     probability: float
     changes: dict[str, str] = field(default_factory=dict)  # categoricals swapped from the arg-max: name -> option
 
-    source: str = "network"  # "network" or "retrieval" (a training preset that sounds alike)
+    #: "network", "retrieval" (a training preset that sounds alike), "generative" (a sample of the
+    #: generative head), or a start made of the clip (``resynthesis`` module): "resynthesis", "mixed"
+    #: (network modules + the clip's table), "noise"
+    source: str = "network"
 
     @property
     def label(self) -> str:
+        if self.source in _CLIP_LABELS:
+            return _CLIP_LABELS[self.source]
         if self.source == "retrieval":
             return f"nearest training preset (log-mel distance {self.probability:.0f})"
+        if self.source == "generative":
+            return f"generative sample {int(self.probability)}"
         if not self.changes:
             return f"best guess (p={self.probability:.2f})"
         return ", ".join(f"{k}={v}" for k, v in self.changes.items()) + f" (p={self.probability:.2f})"
@@ -100,11 +114,13 @@ class PresetPredictor:
         self.features = FeatureConfig.from_dict(info.features)
         self.source = source
         self.index = None
+        self.flow = None  # flow.VelocityNet: the generative head, when the checkpoint has one
 
     @classmethod
     def load(cls, source: str | Path | None = None, space: ParamSpace | None = None,
-             ast_source: str | None = None) -> PresetPredictor:
-        """Load from a checkpoint folder or Hub repo id (default: the shipped checkpoint)."""
+             ast_source: str | None = None, device: str = "auto") -> PresetPredictor:
+        """Load from a checkpoint folder or Hub repo id (default: the shipped checkpoint); ``device`` places
+        the generative head (auto: a GPU when present)."""
         space = space or default_space()
         folder = ckpt.resolve(source)
         info = ckpt.read_info(folder, space.hash)
@@ -125,6 +141,10 @@ class PresetPredictor:
         from .retrieval import RetrievalIndex
 
         predictor.index = RetrievalIndex.load(folder)
+        if cfg.encoder == "compact":
+            from .flow import encoder_fingerprint, load_flow
+
+            predictor.flow = load_flow(folder, space.hash, encoder_fingerprint(model), device)
         return predictor
 
     # -- inputs -------------------------------------------------------------
@@ -146,9 +166,12 @@ class PresetPredictor:
         return cont[0].numpy(), routes[0].numpy(), [torch.softmax(l[0], 0).numpy() for l in logits]
 
     # -- candidates -----------------------------------------------------------
-    def predict(self, analysis, k: int = 4, retrieval: int = 2) -> list[Candidate]:
+    def predict(self, analysis, k: int = 4, retrieval: int = 2, resynthesis: bool = True,
+                generative: int = GENERATIVE_K) -> list[Candidate]:
         """The K most probable network candidates for an intake ``Analysis`` (best first), then up to
-        ``retrieval`` nearest training presets when the checkpoint ships a retrieval index."""
+        ``retrieval`` nearest training presets when the checkpoint ships a retrieval index, then
+        ``generative`` samples of the generative head when it has one, then (with ``resynthesis``) the
+        starts made of the clip itself (``clip_candidates``)."""
         if k < 1:
             raise ValueError("k must be at least 1")
         cont, routes, probs = self.distributions(analysis.audio, analysis.note)
@@ -171,6 +194,36 @@ class PresetPredictor:
             for preset, dist in self.index.presets(self.space, mel, analysis.note, retrieval):
                 preset = preset.with_meta(name=f"{name} (Vital Inverse)", comments="Nearest training preset (Vital Inverse)")
                 out.append(Candidate(preset, dist, {}, source="retrieval"))
+        if self.flow is not None and generative > 0:
+            out += self.generative(analysis, generative)
+        if resynthesis:
+            out += clip_candidates(analysis, [out[0].preset])
+        return out
+
+    # -- the generative head ----------------------------------------------------
+    @torch.no_grad()
+    def embedding(self, audio: np.ndarray) -> torch.Tensor:
+        """The encoder's embedding of one clip: (D,)."""
+        return self.model.embed(self.model_input(audio))[0]
+
+    def flow_samples(self, analysis, k: int, seed: int = 0) -> np.ndarray:
+        """K samples of the generative head for a clip: (K, V) flow vectors (``flow.FlowCodec`` layout)."""
+        from .flow import sample
+
+        if self.flow is None:
+            raise ValueError("this checkpoint has no generative head (flow.safetensors)")
+        return sample(self.flow, self.embedding(analysis.audio), int(analysis.note), int(k), seed=seed).numpy()
+
+    def generative(self, analysis, k: int = GENERATIVE_K, seed: int = 0) -> list[Candidate]:
+        """K presets sampled from p(preset | clip, note), in sampling order (not ranked: render them to choose)."""
+        from .flow import FlowCodec
+
+        name = getattr(analysis, "source_name", "clip")
+        out = []
+        for i, values in enumerate(FlowCodec(self.space).decode(self.flow_samples(analysis, k, seed))):
+            preset = Preset(values=values, name=f"{name} (Vital Inverse)",
+                            comments="Sampled by Vital Inverse's generative head", space_hash=self.space.hash)
+            out.append(Candidate(preset, float(i + 1), {}, source="generative"))
         return out
 
     def _with_categoricals(self, values: dict[str, float], choice: Sequence[int]) -> dict[str, float]:
@@ -187,6 +240,23 @@ class PresetPredictor:
                 second = np.partition(pr, -2)[-2]
                 margin.append((pr[best[i]] - second, i))
         return [i for _, i in sorted(margin)[:MAX_FLIPS]]
+
+
+def clip_candidates(analysis, others: Sequence[Preset] = ()) -> list[Candidate]:
+    """Starts made of the clip (``resynthesis.starts``): its own swept table under a fitted envelope,
+    the same table with the modules of each of ``others``, or a noise start for an unpitched clip.
+
+    Empty when the clip cannot be resynthesised (nothing at its harmonics):
+    the other candidates still stand.
+    """
+    from .errors import UserError
+    from .resynthesis import starts
+
+    try:
+        made = starts(analysis, list(others))
+    except (ValueError, UserError):
+        return []
+    return [Candidate(preset, 1.0, {}, source=kind) for kind, preset in made]
 
 
 def _k_best(probs: list[np.ndarray], best: list[int], flips: list[int], k: int):

@@ -12,7 +12,13 @@ How it works
 1. Every start preset is rendered at the target's note and length (MIDI
    ``target.note``, velocity 0.8, ``target.note_seconds`` held,
    ``target.render_seconds`` long) and scored; the best one is the start.
-   These renders count against the budget.
+   These renders count against the budget. For a pitched target each start
+   is first shifted onto the target's f0 (``tuning.retune``, one render
+   each), and nothing that moves the pitch is searched (every transpose and
+   tune, routes into a tune: ``tuning.pitch_locked``), so the match stays on
+   the clip's pitch; unpitched targets search them as before. A start given
+   with its ``incumbent`` score (a previous run's best, the scored
+   prediction) is not re-rendered: that score is the one to beat.
 2. A start whose filter 1 is off gets it switched on fully open (Init's
    analog 12 dB low-pass at the top cutoff, envelope 2 -> cutoff at 1e-4):
    it sounds the same (loss 0.43 against Init itself; Init vs Init 0.29) but
@@ -37,7 +43,8 @@ How it works
    preset's output level is not what we match; the exported preset keeps its
    own level), then auraloss ``MultiResolutionSTFTLoss()`` with its defaults,
    one sound per call (equal to ``metrics.mrstft`` to ~1e-6) against the
-   target. No log-mel term: it did not improve MSS (below).
+   target. No log-mel term: it did not improve MSS (below). A render below
+   -60 dBFS RMS is a failed candidate (``FAILED_LOSS``), in the workers too.
 6. Noise: Vita renders differ run to run (random oscillator/unison phases,
    noise), so the minimum of a population is biased low. When a generation's
    best beats the incumbent it is re-rendered ``RESCORE_RENDERS`` more times
@@ -137,6 +144,7 @@ from .intake import Analysis
 from .params import ParamSpace, default_space
 from .preset import Preset, PresetError
 from .synth import DEFAULT_VELOCITY, SAMPLE_RATE, ParallelRenderer, RenderJob, worker_renderer
+from .tuning import pitch_locked, retune
 
 __all__ = [
     "DEFAULT_POPSIZE",
@@ -211,6 +219,11 @@ class RefineConfig:
     diagonal: bool = True  # sep-CMA-ES (diagonal covariance): adapts per-parameter steps within 600 renders
     race: int = 1  # the best-scoring N start presets are each searched, in turns, for the first part of the budget
     race_share: float = 0.3  # share of the budget (renders, else seconds) the race lasts; then only its leader goes on
+    locked: frozenset[str] = frozenset()  # parameters kept exactly as the start has them (locks.expand_locks)
+    lock_pitch: bool = True  # pitched target: starts retuned onto its f0; nothing that moves the pitch is searched
+    moves: object | None = None  # moves.CategoricalMoves (anything with .propose(preset, n)): tried on a stall
+    stall_generations: int = 6  # generations without a better incumbent before categorical moves are tried
+    move_batch: int = 8  # categorical moves rendered per try (counted in the budget)
 
 
 # --------------------------------------------------------------------------
@@ -417,8 +430,7 @@ def _render_score_chunk(args) -> tuple[list[float], list[str], int, np.ndarray |
             losses.append(FAILED_LOSS)
             errors.append(str(e) or type(e).__name__)
             continue
-        matched = scorer.match(audio)
-        value = scorer.score_matched(matched)
+        value, matched = scorer.score(audio)  # an inaudible render (< -60 dBFS) is a failed candidate here too
         if not math.isfinite(value):
             value = FAILED_LOSS
         losses.append(value)
@@ -443,6 +455,12 @@ class _Evaluator:
     def job(self, preset: Preset) -> RenderJob:
         t = self.target
         return RenderJob(preset, int(t.note), DEFAULT_VELOCITY, float(t.note_seconds), float(t.render_seconds))
+
+    def render(self, presets: Sequence[Preset]) -> list[np.ndarray | Exception]:
+        """Raw renders at the target's note and lengths (counted like every render)."""
+        out = self.renderer.render_jobs([self.job(p) for p in presets], raise_errors=False)
+        self.renders += len(out)
+        return out
 
     def evaluate(self, presets: Sequence[Preset]) -> tuple[np.ndarray, int, np.ndarray | None]:
         """Losses (in order), index of the best and its matched render."""
@@ -604,6 +622,7 @@ def refine(
     sigma0: float | None = None,
     stop: threading.Event | None = None,
     config: RefineConfig = RefineConfig(),
+    incumbent: tuple[float, np.ndarray] | None = None,
 ) -> Iterator[RefineEvent]:
     """Refine towards ``target``; yields a RefineEvent after the start and after each generation.
 
@@ -614,7 +633,11 @@ def refine(
     passed in stays open). Setting ``stop`` (a threading.Event) ends the run
     after the current generation with a final event, reason "stopped".
     Same ``seed`` and starts -> the same CMA-ES asks (renders still differ
-    slightly run to run).
+    slightly run to run). ``incumbent``: (loss, matched audio) of the one
+    start preset, already scored as the mean of fresh renders (by a previous
+    run, or as the scored prediction): it is not re-rendered, not retuned,
+    and stays the best until fresh renders of a challenger beat it, so a
+    second run never reports a worse best than the first ended with.
     """
     space = default_space()
     _check_target(target)
@@ -630,15 +653,21 @@ def refine(
         raise RefineError(f"unknown refinement config {config}")
     if renderer is not None and not isinstance(renderer, ParallelRenderer):
         raise RefineError(f"renderer must be a ParallelRenderer, got {type(renderer).__name__}")
-    return _run(target, starts, renders_limit, seconds_limit, seed, renderer, popsize, sigma0, stop, config, space)
+    if incumbent is not None:
+        if len(starts) != 1 or not math.isfinite(float(incumbent[0])) or float(incumbent[0]) >= FAILED_LOSS:
+            raise RefineError("an incumbent score goes with exactly one start preset and a finite loss")
+        incumbent = (float(incumbent[0]), _stereo(incumbent[1], "incumbent audio"))
+    return _run(target, starts, renders_limit, seconds_limit, seed, renderer, popsize, sigma0, stop, config, space,
+                incumbent)
 
 
-def _run(target, starts, renders_limit, seconds_limit, seed, renderer, popsize, sigma0, stop, config, space):
+def _run(target, starts, renders_limit, seconds_limit, seed, renderer, popsize, sigma0, stop, config, space, incumbent):
     own = renderer is None
     if own:
         renderer = ParallelRenderer()
     try:
-        yield from _loop(target, starts, renders_limit, seconds_limit, seed, renderer, popsize, sigma0, stop, config, space)
+        yield from _loop(target, starts, renders_limit, seconds_limit, seed, renderer, popsize, sigma0, stop, config,
+                         space, incumbent)
     finally:
         if own:
             renderer.close()
@@ -653,15 +682,19 @@ class _Search:
     """
 
     def __init__(self, start: Preset, loss: float, audio: np.ndarray, space: ParamSpace, config: RefineConfig,
-                 popsize: int, sigma0: float, seed: int) -> None:
+                 popsize: int, sigma0: float, seed: int, locked: frozenset[str] = frozenset()) -> None:
         self.start, self.space, self.popsize = start, space, popsize
         self.values = dict(start.values)
         self.x_all = space.continuous_vector(self.values)
         if config.dims in ("audible", "reachable"):
             keep = space.audible(self.values) if config.dims == "audible" else _reachable(space, self.values)
-            self.dims = [i for i, p in enumerate(space.continuous) if p.name in keep]
+            self.dims = [i for i, p in enumerate(space.continuous) if p.name in keep and p.name not in locked]
         else:
             self.dims = list(range(len(space.continuous)))
+        self.locked = config.locked & set(self.values)  # not searched, and written back exactly as they were
+        self.dims = [i for i in self.dims if space.continuous[i].name not in self.locked | locked]
+        if not self.dims:
+            raise RefineError("every setting refinement could change is locked: unlock one to refine")
         self.names = tuple(space.continuous[i].name for i in self.dims)
         self.rng = np.random.default_rng(_seed(seed))
         self.es = None
@@ -674,11 +707,14 @@ class _Search:
                  "verb_disp": 0, "CMA_diagonal": bool(config.diagonal)},
             )
         self.best, self.best_loss, self.best_audio = start, float(loss), audio
+        self.stalled = 0  # generations since the incumbent last improved
 
     def preset_at(self, x: np.ndarray) -> Preset:
         full = self.x_all.copy()
         full[self.dims] = np.clip(x, 0.0, 1.0)
-        return self.start.with_values(self.space.with_continuous(self.values, full))
+        values = self.space.with_continuous(self.values, full)
+        values.update({n: self.values[n] for n in self.locked})
+        return self.start.with_values(values)
 
     def ask(self) -> np.ndarray:
         if self.es is not None:
@@ -693,7 +729,20 @@ class _Search:
         return self.es is not None and bool(self.es.stop())
 
 
-def _loop(target, starts, renders_limit, seconds_limit, seed, renderer, popsize, sigma0, stop, config, space):
+def _start_incumbent(ev, start, loss, audio, space, config, left, fresh_loss):
+    """(start, loss, audio) for a start whose honest score is known: kept unless its opened-filter variant
+    beats it on fresh renders (see ``_open_filter``)."""
+    opened = _open_filter(start, space) if config.open_filter else None
+    k = int(min(max(1, int(config.rescore)), max(0.0, left())))
+    if opened is not None and k > 0:
+        o_loss, a = fresh_loss(opened, k)
+        if o_loss < loss and a is not None:
+            return opened, o_loss, a
+    return start, loss, audio
+
+
+def _loop(target, starts, renders_limit, seconds_limit, seed, renderer, popsize, sigma0, stop, config, space,
+          incumbent=None):
     t0 = time.monotonic()
     ev = _Evaluator(renderer, target, config.logmel_weight)
     rescore = max(0, int(config.rescore))
@@ -707,16 +756,26 @@ def _loop(target, starts, renders_limit, seconds_limit, seed, renderer, popsize,
         return float(np.mean(fresh)), a
 
     # -- start: score every start preset; the best ``config.race`` become searches ----------
-    starts = starts[: int(min(len(starts), left()))]
-    losses, best_i, best_audio = ev.evaluate(starts)
-    if best_i < 0 or losses[best_i] >= FAILED_LOSS:
-        detail = f": {ev.failures[0]}" if ev.failures else ""
-        raise RefineError(f"none of the {len(starts)} start preset(s) could be rendered{detail}")
-    ranked = [int(i) for i in np.argsort(losses, kind="stable") if losses[i] < FAILED_LOSS]
     searches: list[_Search] = []
+    ranked: list[int] = []
+    if incumbent is not None:
+        start, s_loss, s_audio = _start_incumbent(ev, starts[0], *incumbent, space, config, left, fresh_loss)
+        locked = frozenset(pitch_locked(start, target, space)) if config.lock_pitch else frozenset()
+        searches.append(_Search(start, s_loss, s_audio, space, config, popsize, sigma0, seed, locked))
+    else:
+        starts = starts[: int(min(len(starts), left()))]
+        if config.lock_pitch and target.pitched and left() > 2 * len(starts):
+            starts = retune(starts, target, ev.render)  # onto the clip's f0 before anything is searched
+        losses, best_i, best_audio = ev.evaluate(starts)
+        if best_i < 0 or losses[best_i] >= FAILED_LOSS:
+            detail = f": {ev.failures[0]}" if ev.failures else ""
+            raise RefineError(f"none of the {len(starts)} start preset(s) could be rendered{detail}")
+        ranked = [int(i) for i in np.argsort(losses, kind="stable") if losses[i] < FAILED_LOSS]
     for rank, i in enumerate(ranked[: max(1, int(config.race))]):
         start, s_loss, s_audio = starts[i], float(losses[i]), best_audio if i == best_i else None
         opened = _open_filter(start, space) if config.open_filter else None
+        if opened is not None and any(opened.values[n] != start.values[n] for n in config.locked):
+            opened = None  # opening the filter would change a locked setting
         # honest start loss: fresh renders of the chosen start (a minimum over starts is biased low)
         need = 1 if (opened is not None or s_audio is None) else 0
         k = int(min(max(rescore, need), max(0.0, left())))
@@ -735,7 +794,8 @@ def _loop(target, starts, renders_limit, seconds_limit, seed, renderer, popsize,
                 continue  # a runner-up that failed its fresh renders does not race
             # the best start failed its fresh renders (Vita, rarely, renders silence): keep its first score
             start, s_loss, s_audio = starts[i], float(losses[i]), best_audio
-        searches.append(_Search(start, s_loss, s_audio, space, config, popsize, sigma0, seed + rank))
+        locked = frozenset(pitch_locked(start, target, space)) if config.lock_pitch else frozenset()
+        searches.append(_Search(start, s_loss, s_audio, space, config, popsize, sigma0, seed + rank, locked))
     race_renders = None if renders_limit is None else config.race_share * renders_limit
     race_seconds = None if seconds_limit is None else config.race_share * seconds_limit
 
@@ -790,6 +850,7 @@ def _loop(target, starts, renders_limit, seconds_limit, seed, renderer, popsize,
         turn += 1
         g0 = time.monotonic()
         generation += 1
+        before = current.best_loss
         n = int(min(popsize, left() - rescore))
         X = current.ask()
         partial = n < popsize
@@ -803,7 +864,32 @@ def _loop(target, starts, renders_limit, seconds_limit, seed, renderer, popsize,
             c_loss, c_audio = fresh_loss(challenger, k) if k > 0 else (gen_loss, best_audio)
             if c_loss < current.best_loss and c_audio is not None:
                 current.best, current.best_audio, current.best_loss = challenger, c_audio, c_loss
+        if config.moves is not None:  # stalled: try other categoricals (moves.py), judged on fresh renders
+            current.stalled = 0 if current.best_loss < before else current.stalled + 1
+            if current.stalled >= config.stall_generations and left() - rescore > config.move_batch:
+                current.stalled = 0
+                moved = _categorical_move(current, ev, fresh_loss, left, rescore, config)
+                if moved is not None:
+                    locked = frozenset(pitch_locked(moved[0], target, space)) if config.lock_pitch else frozenset()
+                    new = _Search(*moved, space, config, popsize, sigma0, seed + generation, locked)
+                    searches[searches.index(current)] = current = new
         last_gen_seconds = time.monotonic() - g0
         population = X[:n].copy()
         why = "budget" if partial else reason_to_stop()
         yield event()
+
+
+def _categorical_move(search: _Search, ev, fresh_loss, left, rescore: int, config: RefineConfig):
+    """(preset, loss, audio) of the best of the next categorical moves of ``search``'s incumbent when fresh
+    renders say it beats the incumbent, else None. Moves that would change a locked setting are dropped."""
+    n = int(min(config.move_batch, left() - rescore))
+    proposals = [p for p in config.moves.propose(search.best, n)
+                 if all(p.values.get(k) == search.best.values.get(k) for k in config.locked)]
+    if not proposals:
+        return None
+    losses, i, audio = ev.evaluate(proposals)
+    if i < 0 or float(losses[i]) >= search.best_loss:
+        return None
+    k = int(min(rescore, max(0.0, left())))
+    loss, a = fresh_loss(proposals[i], k) if k > 0 else (float(losses[i]), audio)
+    return (proposals[i], loss, a) if loss < search.best_loss and a is not None else None

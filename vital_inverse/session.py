@@ -70,10 +70,10 @@ class MatchState:
 
     analysis: Analysis
     candidates: list  # list[predict.Candidate], best first by probability
-    candidate_losses: list[float]  # loss of each candidate's render, in candidate order
+    candidate_losses: list[float]  # loss of one render of each candidate, in candidate order
     best_index: int  # the candidate with the lowest loss
     predicted_audio: np.ndarray = field(repr=False)  # its render, matched to the clip (length, RMS)
-    predicted_loss: float
+    predicted_loss: float  # mean loss of fresh renders of the best candidate (as refinement scores its incumbent)
     refined: Preset | None = None
     refined_audio: np.ndarray | None = field(default=None, repr=False)
     refined_loss: float | None = None
@@ -199,6 +199,33 @@ def _render_and_score(renderer, presets: Sequence[Preset], a: Analysis) -> tuple
     return values, best, best_audio
 
 
+def _rescore_renders() -> int:
+    from .refine import RESCORE_RENDERS
+
+    return max(1, RESCORE_RENDERS)
+
+
+def _retuned(candidates: list, a: Analysis, renderer) -> list:
+    """Candidates shifted onto the clip's f0 (``tuning.retune``); unpitched clips: unchanged."""
+    from .synth import RenderJob
+    from .tuning import retune
+
+    def render(presets):
+        jobs = [RenderJob(p, int(a.note), VELOCITY, float(a.note_seconds), float(a.render_seconds)) for p in presets]
+        if hasattr(renderer, "render_jobs"):
+            return renderer.render_jobs(jobs, raise_errors=False)
+        out = []
+        for j in jobs:
+            try:
+                out.append(renderer.render_job(j))
+            except (UserError, ValueError) as e:
+                out.append(e)
+        return out
+
+    tuned = retune([c.preset for c in candidates], a, render)
+    return [c if p is c.preset else dataclasses.replace(c, preset=p) for c, p in zip(candidates, tuned)]
+
+
 # --------------------------------------------------------------------------
 # The pipeline
 # --------------------------------------------------------------------------
@@ -230,13 +257,24 @@ def analyze_clip(path, predictor, renderer, k: int = 4, *, limits: IntakeLimits 
     candidates = predictor.predict(analysis, k=max(1, int(k)))
     timings["predict"] = time.perf_counter() - t
 
+    say(0.3, f"Tuning {len(candidates)} candidates to {analysis.note_name()}")
+    t = time.perf_counter()
+    candidates = _retuned(candidates, analysis, renderer)
+    timings["tune"] = time.perf_counter() - t
     say(0.35, f"Rendering and comparing {len(candidates)} candidates")
     t = time.perf_counter()
     losses, best, matched = _render_and_score(renderer, [c.preset for c in candidates], analysis)
-    timings["render_score"] = time.perf_counter() - t
     if best < 0 or not math.isfinite(losses[best]) or matched is None:
         raise SessionError(f"none of the {len(candidates)} predicted presets could be rendered; "
                            "try another clip (or report this clip as a bug)")
+    # The minimum over single noisy renders is biased low: the chosen candidate's loss is the mean of
+    # fresh renders, as refinement scores every incumbent, so "predicted" and "refined" compare honestly.
+    fresh, _, fresh_audio = _render_and_score(renderer, [candidates[best].preset] * _rescore_renders(), analysis)
+    finite = [x for x in fresh if math.isfinite(x)]
+    predicted_loss = float(losses[best])
+    if finite and fresh_audio is not None:
+        predicted_loss, matched = float(np.mean(finite)), fresh_audio
+    timings["render_score"] = time.perf_counter() - t
     timings["analyze_total"] = time.perf_counter() - t0
     say(1.0, "Done")
     return MatchState(
@@ -245,7 +283,7 @@ def analyze_clip(path, predictor, renderer, k: int = 4, *, limits: IntakeLimits 
         candidate_losses=losses,
         best_index=best,
         predicted_audio=matched,
-        predicted_loss=float(losses[best]),
+        predicted_loss=predicted_loss,
         timings=timings,
     )
 
@@ -261,6 +299,9 @@ def refine_stream(state: MatchState, budget, seed: int = 0, renderer=None, *,
     closes the refinement, which stops submitting renders (a ``renderer``
     passed in stays open for others; one made by refinement is shut down).
     The seed of run n is ``seed + n`` so repeated runs explore differently.
+    The best so far and its loss (a mean of fresh renders, the prediction's
+    too) are the incumbent of the next run: a run replaces it only when
+    fresh renders beat it, so the reported best never goes up.
     """
     from . import refine as rf
 
@@ -270,6 +311,7 @@ def refine_stream(state: MatchState, budget, seed: int = 0, renderer=None, *,
     offset = state.refine_renders
     run = state.refine_runs
     t0 = time.perf_counter()
+    refine_kwargs.setdefault("incumbent", (state.best_loss, state.best_audio))
     gen = rf.refine(state.analysis, [start], budget, seed=int(seed) + run, renderer=renderer, stop=stop,
                     **refine_kwargs)
     history = list(state.history)
@@ -319,14 +361,15 @@ def export(state: MatchState, folder: str | Path, name: str | None = None) -> Pa
 _KIND_ORDER = ("oscillator", "sample", "filter", "envelope", "lfo", "effect", "modulation")
 
 
-def parameter_table(preset: Preset, renderer=None) -> list[list[str]]:
+def parameter_table(preset: Preset, renderer=None, locked: frozenset[str] | set[str] = frozenset()) -> list[list[str]]:
     """Rows (``TABLE_COLUMNS``: module, setting, value, note) of the modules that are on and audible.
 
     Read from the tutorial's report: Vital's own display names and value text
     (with units) after loading the preset into Vita. Order: oscillators
     (and sample), filters, envelopes, LFOs, effects, then modulation.
     ``renderer``: a ``synth.Renderer`` to load the preset into (default:
-    this thread's own).
+    this thread's own). ``locked``: parameter names kept as they were by
+    refinement; their note says so.
     """
     from .tutorial import build_report
 
@@ -338,7 +381,8 @@ def parameter_table(preset: Preset, renderer=None) -> list[list[str]]:
             setting = i.display_name
             if s.kind != "modulation" and setting.startswith(s.title + " ") and len(setting) > len(s.title) + 1:
                 setting = setting[len(s.title) + 1:]
-            note = "; ".join(x for x in (i.hint, "as in Init" if not i.changed else "") if x)
+            note = "; ".join(x for x in ("locked" if i.name in locked else "", i.hint,
+                                         "as in Init" if not i.changed else "") if x)
             rows.append([s.title, setting, i.text_value, note])
     return rows
 
@@ -363,7 +407,7 @@ def warm_worker(_: int = 0) -> int:
 
 def match_clip(path, refine_evals: int = 0, seed: int = 0, out: str | Path | None = None, k: int = 4, *,
                predictor=None, renderer=None, checkpoint: str | None = None,
-               progress: Callable[[str], None] | None = None) -> dict:
+               progress: Callable[[str], None] | None = None, lock: Sequence[str] | str | None = None) -> dict:
     """Match one clip end to end; the result as one JSON-ready dict.
 
     For ``vital-inverse match CLIP [--out X.vital] [--refine-evals N] [--seed S] [--json]``.
@@ -372,16 +416,20 @@ def match_clip(path, refine_evals: int = 0, seed: int = 0, out: str | Path | Non
     budget of the CMA-ES refinement (0 = prediction only). ``predictor``/
     ``renderer`` may be passed in to reuse them; otherwise the default
     checkpoint (or ``checkpoint``) is loaded and a ParallelRenderer is made
-    and closed here.
+    and closed here. ``lock``: modules or settings refinement leaves as predicted
+    (``locks.expand_locks``; checked before anything is loaded).
     """
+    from .locks import expand_locks
+    from .params import default_space
     from .predict import PresetPredictor
-    from .refine import Budget
+    from .refine import Budget, RefineConfig
     from .synth import ParallelRenderer
     from .tutorial import offline_tutorial
 
     if isinstance(refine_evals, bool) or int(refine_evals) < 0:
         raise SessionError(f"the refinement budget must be 0 or more renders, got {refine_evals!r}")
     say = progress or (lambda m: None)
+    locked = expand_locks(default_space(), lock)
     t0 = time.perf_counter()
     t = time.perf_counter()
     predictor = predictor or PresetPredictor.load(checkpoint)
@@ -394,7 +442,8 @@ def match_clip(path, refine_evals: int = 0, seed: int = 0, out: str | Path | Non
                              progress=lambda f, m: say(m) if progress else None)
         if int(refine_evals) > 0:
             say(f"refining ({int(refine_evals)} renders)")
-            for update in refine_stream(state, Budget(renders=int(refine_evals), seconds=None), seed, renderer):
+            for update in refine_stream(state, Budget(renders=int(refine_evals), seconds=None), seed, renderer,
+                                        config=RefineConfig(locked=locked)):
                 state = update.state
                 ev = update.event
                 say(f"generation {ev.generation}: {ev.renders} renders, best loss {ev.best_loss:.4f}")
@@ -438,7 +487,7 @@ def match_clip(path, refine_evals: int = 0, seed: int = 0, out: str | Path | Non
         "candidates": [c.label for c in state.candidates],
         "chosen_candidate": int(state.best_index),
         "refine": {"renders": state.refine_renders, "generations": state.refine_generations,
-                   "reason": state.refine_reason or None, "seed": int(seed)},
+                   "reason": state.refine_reason or None, "seed": int(seed), "locked": sorted(locked)},
         "timings": {k_: round(float(v), 4) for k_, v in timings.items()},
         "paths": {"preset": str(saved), "checkpoint": str(getattr(predictor, "source", ""))},
         "tutorial": text,

@@ -35,6 +35,10 @@ DEFAULT_VELOCITY = 0.8
 #: a MIDI note, a velocity in (0, 1] (Vita's range), positive finite lengths in seconds.
 MIDI_NOTES = range(0, 128)
 VELOCITY_MAX = 1.0
+#: Length of the throwaway render that settles Vital before every real render (see ``Renderer.settle``).
+SETTLE_SECONDS = 0.25
+#: The throwaway's note is a blip this long: it advances Vital's clock without leaving a voice sounding.
+SETTLE_NOTE_SECONDS = 0.001
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,8 @@ class Renderer:
     multi-frame table), so when only scalar controls changed since the last
     load (the case in refinement, and for several notes of one preset) the
     new values are set through Vita's live control handles instead.
-    Either way a short settling render follows a change (see ``_settle``).
+    Every render is preceded by a settling render (see ``settle``), so what
+    it plays is what Vital plays once a musician has loaded the preset.
     """
 
     def __init__(self) -> None:
@@ -93,26 +98,30 @@ class Renderer:
         structure = {k: v for k, v in settings.items() if not isinstance(v, (int, float))}
         key = hashlib.blake2b(json.dumps(structure).encode(), digest_size=16).digest()
         if key == self._structure:
-            changed = [(n, v) for n, v in scalars.items() if self._scalars.get(n) != v]
-            for name, value in changed:
-                self._controls[name].set(value)
-            if changed:
-                self._settle()
+            for name, value in scalars.items():
+                if self._scalars.get(name) != value:
+                    self._controls[name].set(value)
         else:
             self.load_json(json.dumps(doc), what=repr(preset.name))
             self._structure = key
-            self._settle()
         self._scalars = scalars
 
-    def _settle(self) -> None:
-        """Let Vital's parameter smoothing reach the new values before the real render.
+    def settle(self, note: int = 60, velocity: float = DEFAULT_VELOCITY) -> None:
+        """Bring Vital to the state a musician hears after loading the preset: smoothing done, no voice left.
 
-        After a change Vital glides from the old values for the first ~2 audio
-        blocks of the next render (measured: a cutoff drop from 120 to 40
-        still sounded bright for ~90 ms). A 30 ms throwaway render settles it;
-        each render starts from silence, so nothing of it leaks into the next.
+        Vital glides every smoothed control (one-pole, 5 Hz cutoff: time
+        constant 32 ms) from its old value after a load or a change, and a
+        voice of the previous render may still be releasing. A throwaway
+        render of ``SETTLE_SECONDS`` whose note is a 1 ms blip lets the glide
+        finish (a 100% change decays to 4e-4 of itself) and the old voices
+        fade, without a held note whose release would leak into the real
+        render (a 1 s held throwaway does: pads start audibly at t=0). At
+        the real render's note, so portamento has nowhere to glide from.
+        LFOs in Sync mode, chorus/flanger/phaser and random sources keep
+        running free: their phase at note-on depends on what came before,
+        as in Vital. Measurements: ``benchmarks/bench_settle.py``.
         """
-        self._synth.render(60, DEFAULT_VELOCITY, 0.01, 0.03)
+        self._synth.render(int(note), float(velocity), SETTLE_NOTE_SECONDS, SETTLE_SECONDS)
 
     def render(
         self,
@@ -122,9 +131,11 @@ class Renderer:
         note_seconds: float = 1.5,
         render_seconds: float = 2.0,
     ) -> np.ndarray:
-        """float32 (2, n) audio at 44.1 kHz of one held note.
+        """float32 (2, n) audio at 44.1 kHz of one held note, played from the settled preset.
 
-        ``preset`` is a Preset or .vital JSON text.
+        ``preset`` is a Preset or .vital JSON text. Every render in the
+        project (the CLI, the app's players, refinement and evaluation
+        workers) comes here, so all of them hear the same settled Vital.
         """
         _check_note(note, velocity, note_seconds, render_seconds)
         for attempt in (0, 1):
@@ -132,6 +143,7 @@ class Renderer:
                 self.load_json(preset)
             else:
                 self.load(preset)
+            self.settle(note, velocity)
             audio = np.asarray(
                 self._synth.render(int(note), float(velocity), float(note_seconds), float(render_seconds)),
                 dtype=np.float32,

@@ -884,3 +884,51 @@ def _extracted_frame(spectrum: np.ndarray) -> np.ndarray:
     if not np.any(np.abs(spectrum[1:]) > 0):
         raise WavetableError("A part of the audio has no energy at the harmonics of f0; check f0")
     return _frame_from_spectrum(spectrum)
+
+
+# --------------------------------------------------------------------------- harmonic tracks (resynthesis)
+
+
+def harmonic_track(
+    audio: np.ndarray, sample_rate: int, f0_hz: float, centres: np.ndarray, cycles: float = _MAX_ANALYSIS_CYCLES
+) -> np.ndarray:
+    """Complex harmonic spectra of a clip at the harmonics of ``f0_hz``, one per analysis centre.
+
+    ``centres``: sample indices (n_times,); each spectrum is the Hann-windowed
+    DFT (rfft bin convention, bin k = harmonic k, DC at 0) of ``cycles``
+    periods around its centre, the window slid inside the clip at the edges.
+    Returns complex128 (n_times, n_harmonics + 1), scaled so a sine of
+    amplitude a at harmonic k gives |X[k]| = a (independent of window length).
+    Harmonics stop below Nyquist and at 1023 (what a 2048-sample frame holds).
+    """
+    mono = _mono(audio)
+    sr = _check_rate(sample_rate)
+    period = _check_f0(f0_hz, sr)
+    length = int(min(mono.size, max(8, round(cycles * period))))
+    n_harmonics = min(_MAX_HARMONIC, int(np.ceil(0.5 * sr / float(f0_hz))) - 1)
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(length) / length)
+    scale = 2.0 / window.sum()
+    firsts = np.clip(np.asarray(centres, dtype=np.int64) - length // 2, 0, mono.size - length)
+    out = np.empty((len(firsts), n_harmonics + 1), dtype=np.complex128)
+    for i, first in enumerate(firsts):
+        out[i] = scale * _harmonic_spectrum(mono[first : first + length] * window, float(f0_hz) / sr, n_harmonics)
+    return out
+
+
+def align_cycle_phase(spectrum: np.ndarray) -> np.ndarray:
+    """The spectrum shifted in time so its cycle starts like Vital's Init saw (see extract_wavetable)."""
+    return _align_phase(np.asarray(spectrum, dtype=np.complex128), None)
+
+
+def frames_from_spectra(spectra: np.ndarray) -> np.ndarray:
+    """Wave frames (n, 2048) float64 from harmonic spectra (rfft convention, |X[k]| = amplitude of harmonic k).
+
+    Unlike the bank's frames these keep their relative levels (no per-frame
+    normalisation), so a table can carry a level contour; DC and harmonics
+    above 1023 are dropped.
+    """
+    spectra = np.atleast_2d(np.asarray(spectra, dtype=np.complex128))
+    full = np.zeros((len(spectra), FRAME_SIZE // 2 + 1), dtype=np.complex128)
+    n = min(spectra.shape[1], _MAX_HARMONIC + 1)
+    full[:, 1:n] = spectra[:, 1:n] * (FRAME_SIZE / 2)
+    return np.fft.irfft(full, FRAME_SIZE, axis=1)

@@ -1,0 +1,504 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Start presets made of the clip itself: its own wavetable, swept in time, under a fitted envelope.
+
+The predictor can only pick among the bank's tables, so a sound built on a
+custom table (most hand-made presets, every real instrument) is out of its
+reach, and refinement keeps the start's categoricals. A resynthesis start
+closes that gap:
+
+1. **Table** (``clip_wavetable``): the clip's harmonic spectrum at the
+   tracked f0 is measured at each of the 257 wave-frame positions, position
+   ``p`` holding the moment ``p / 256`` of the way through the clip (attack,
+   body, release). One phase set (the loudest moment's, aligned like the
+   Init saw) is used for every frame, so neighbouring frames differ only in
+   magnitudes: Vital's frequency-domain interpolation between keyframes is
+   then exact in square-root magnitude and never cancels partials, and the
+   cycle has no jumps. Keyframes are chosen greedily where interpolating
+   between the ones already kept misses the measured spectrum by more than
+   ``ResynthesisConfig.tolerance`` (at most ``max_keyframes``).
+2. **Sweep**: LFO 1 as a one-shot "Envelope" LFO with the "Saw Up" shape
+   (0 -> 1 once, then holds), its period the clip's length, drives
+   oscillator 1's wave frame from 0 to 256 through the ParamSpace route
+   ``mod_lfo1_osc1_frame`` at amount 1; so at time t Vital plays the frame
+   taken at t. (Vital reads its LFO frequency as log2 Hz in "Seconds" mode.)
+3. **Envelope 1** (``fit_envelope``): attack, decay, sustain, release and
+   their curve powers fitted to the clip's RMS envelope for intake's note
+   length, with Vital's envelope maths (``envelope``: sections of
+   ``powerScale``; amplitude = value squared, measured on Vita). What the
+   envelope misses (within +-``max_level_db``) is left in the frames' levels.
+4. **Noise** (``noise_layer``): where the clip has power between its
+   harmonics (breath, bow, detuned stacks), a second start adds the sample
+   oscillator's white noise through filter 2 (a low-pass at that residual's
+   roll-off), its level set from two renders to a share of the residual
+   (``NOISE_SHARE_GAIN``: the full share measured too loud).
+5. **Unpitched clips** (``noise_start``): the sample oscillator's white noise
+   through filter 1 (a low-pass at the clip's spectral roll-off) under the
+   fitted envelope; if intake's detector still finds an f0 (a chord, a
+   detuned stack), the resynthesis starts too, transposed onto it.
+6. **Mixed starts** (``mixed_start``): the clip's table and sweep in
+   oscillator 1 with everything else (filters, envelopes, effects, the other
+   oscillators) from a predicted preset.
+
+Not done: stereo width as unison (measured on 8 presets at MIDI 60: 3-7
+detuned voices raised MSS on 7 of 8, by up to 3 dB; 2 voices changed it by
+0.2 dB at most; so the starts stay one voice, centred) and a
+pitch envelope for pitched drums (no envelope -> pitch route in the
+ParamSpace). All starts are ordinary ``Preset``s (ParamSpace values + the custom table in
+``custom_wavetables`` + a base document carrying LFO 1's one-shot mode), so
+rendering, scoring, refinement (which then searches their envelope times,
+sweep rate and amount, filter...) and export treat them like any other.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .intake import Analysis
+from .params import ParamSpace, default_space
+from .preset import Preset, _init_doc, with_custom_wavetable
+from .wavetables import (
+    MAX_POSITION,
+    Wavetable,
+    WavetableError,
+    align_cycle_phase,
+    frames_from_spectra,
+    harmonic_track,
+)
+
+__all__ = [
+    "ResynthesisConfig",
+    "clip_wavetable",
+    "envelope",
+    "fit_envelope",
+    "mixed_start",
+    "noise_layer",
+    "noise_start",
+    "residual_fraction",
+    "resynthesis_start",
+    "starts",
+]
+
+SWEEP_ROUTE = "mod_lfo1_osc1_frame"
+_SWEEP_SHAPE = "Saw Up"  # LFO 1 rises 0 -> 1 once over its period
+_LFO_ONE_SHOT = "Envelope"  # Vital's LFO sync type that runs once per note and holds its end
+_ENV_HOP_S = 0.01  # RMS envelope hop for the fit
+_FLOOR_DB = -60.0  # envelope fit and level contour ignore what lies below this (re the clip's peak)
+_QUIET_DB = -50.0
+NOISE_SHARE_GAIN = 0.06  # the noise layer gets this share of the inharmonic power (measured: the full share is too loud)
+_TRUSTED_ENV_DB = -30.0  # the level contour is measured only where the fitted envelope is above this  # positions quieter than this borrow the spectral shape of a louder neighbour
+
+
+@dataclass(frozen=True)
+class ResynthesisConfig:
+    """How a clip becomes a table and a start.
+
+    max_keyframes   most keyframes stored (each ~11 kB of preset JSON; Vital interpolates the rest).
+    tolerance       keyframes are added until interpolation misses every position's square-root
+                    magnitude spectrum by less than this (relative L2).
+    cycles          periods of f0 per analysis window (time vs harmonic resolution).
+    max_level_db    the level contour left in the frames after the envelope fit is clipped to +-this.
+    """
+
+    max_keyframes: int = 96
+    tolerance: float = 0.03
+    cycles: float = 4.0
+    max_level_db: float = 12.0
+
+
+# --------------------------------------------------------------------------- Vital's envelope
+
+
+def _power_scale(x: np.ndarray, power: float) -> np.ndarray:
+    """Vital's futils::powerScale: (e^(p x) - 1) / (e^p - 1), linear for p near 0."""
+    if abs(power) < 1e-3:
+        return x
+    return np.expm1(power * x) / math.expm1(power)
+
+
+def envelope(t: np.ndarray, note_seconds: float, attack: float, decay: float, sustain: float, release: float,
+             attack_power: float = 0.0, decay_power: float = 0.0, release_power: float = 0.0) -> np.ndarray:
+    """Vital's envelope value (0..1) at times ``t`` (seconds from note-on); times in seconds, not raw.
+
+    Attack rises by powerScale(x, -attack_power), decay falls to the sustain
+    by powerScale(x, decay_power), the release falls from the value at
+    note-off by powerScale(x, release_power) (Vital's Envelope::process).
+    """
+    t = np.asarray(t, dtype=np.float64)
+
+    def held(u: np.ndarray) -> np.ndarray:
+        a = max(attack, 1e-9)
+        rising = _power_scale(np.clip(u / a, 0.0, 1.0), -attack_power)
+        falling = 1.0 - (1.0 - sustain) * _power_scale(np.clip((u - attack) / max(decay, 1e-9), 0.0, 1.0),
+                                                        decay_power)
+        return np.where(u < attack, rising, falling)
+
+    start = float(held(np.array([note_seconds]))[0])
+    after = np.clip((t - note_seconds) / max(release, 1e-9), 0.0, 1.0)
+    released = start * (1.0 - _power_scale(after, release_power))
+    return np.where(t < note_seconds, held(t), released)
+
+
+def _rms_db(audio: np.ndarray, hop: int) -> np.ndarray:
+    """Frame RMS in dB re its maximum, floored at _FLOOR_DB; (n_frames,) over non-overlapping hops."""
+    x = np.asarray(audio, dtype=np.float64)
+    power = (x**2).mean(axis=0) if x.ndim == 2 else x**2
+    n = len(power) // hop
+    rms = np.sqrt(power[: n * hop].reshape(n, hop).mean(axis=1))
+    return np.maximum(20 * np.log10(rms / max(rms.max(), 1e-12) + 1e-12), _FLOOR_DB)
+
+
+_ENV_PARAMS = ("attack", "decay", "sustain", "release", "attack_power", "decay_power", "release_power")
+
+
+def fit_envelope(analysis: Analysis, space: ParamSpace | None = None, env: int = 1) -> dict[str, float]:
+    """Envelope ``env``'s raw ParamSpace values fitted to the clip's RMS envelope (10 ms hops).
+
+    Least squares in dB (floored at -60 dB re the peak) between the clip and
+    ``level + 20 log10(envelope^2)`` with the note-off at intake's
+    ``note_seconds``; several starts (pluck, organ, pad), the best kept.
+    Times are searched as Vital's raw quartic values, so bounds come from the
+    ParamSpace.
+    """
+    from scipy.optimize import least_squares
+
+    space = space or default_space()
+    sr = int(analysis.sample_rate)
+    hop = max(1, round(_ENV_HOP_S * sr))
+    target = _rms_db(analysis.audio, hop)
+    t = (np.arange(len(target)) + 0.5) * hop / sr
+    names = [f"env_{env}_{n}" for n in _ENV_PARAMS]
+    lo = np.array([space[n].min for n in names] + [-40.0])
+    hi = np.array([space[n].max for n in names] + [40.0])
+    note = float(analysis.note_seconds)
+
+    def model_db(x: np.ndarray) -> np.ndarray:
+        a, d, s, r = (x[0] ** 4, x[1] ** 4, x[2], x[3] ** 4)
+        e = envelope(t, note, a, d, s, r, x[4], x[5], x[6])
+        return np.maximum(40 * np.log10(np.maximum(e, 1e-9)) + x[7], _FLOOR_DB)
+
+    def residual(x: np.ndarray) -> np.ndarray:
+        return model_db(x) - target
+
+    q = lambda s: s**0.25  # noqa: E731 - seconds -> Vital's raw quartic time
+    tail = max(0.05, float(analysis.render_seconds) - note)
+    guesses = [
+        [q(0.003), q(max(0.05, note)), 0.0, q(tail), 0.0, 4.0, 4.0, 0.0],  # pluck / bell: decays while held
+        [q(0.005), q(0.3), 0.9, q(tail / 2), 0.0, 2.0, 2.0, 0.0],  # organ / lead: sustains
+        [q(max(0.05, 0.4 * note)), q(0.5), 0.7, q(tail / 2), 0.0, 2.0, 2.0, 0.0],  # pad: slow attack
+    ]
+    best = None
+    for g in guesses:
+        x0 = np.clip(np.array(g, dtype=np.float64), lo + 1e-9, hi - 1e-9)
+        try:
+            fit = least_squares(residual, x0, bounds=(lo, hi), x_scale=np.maximum(hi - lo, 1e-3) / 10,
+                                max_nfev=300)
+        except ValueError:
+            continue
+        if best is None or fit.cost < best.cost:
+            best = fit
+    x = best.x if best is not None else np.array(guesses[1])
+    return {n: float(np.clip(v, space[n].min, space[n].max)) for n, v in zip(names, x[:7])}
+
+
+def _envelope_db(analysis: Analysis, values: dict[str, float], t: np.ndarray, env: int = 1) -> np.ndarray:
+    """The fitted envelope's amplitude in dB at times ``t`` (its own peak 0 dB)."""
+    v = [values[f"env_{env}_{n}"] for n in _ENV_PARAMS]
+    e = envelope(t, float(analysis.note_seconds), v[0] ** 4, v[1] ** 4, v[2], v[3] ** 4, v[4], v[5], v[6])
+    db = 40 * np.log10(np.maximum(e, 1e-9))
+    return db - db.max()
+
+
+# --------------------------------------------------------------------------- the clip's table
+
+
+def _greedy_keyframes(roots: np.ndarray, tolerance: float, max_keyframes: int) -> list[int]:
+    """Positions to keep so that linear interpolation of ``roots`` (n_pos, n_harm) between them stays
+    within ``tolerance`` (relative L2 per position); always the first and last."""
+    n = len(roots)
+    keys = [0, n - 1] if n > 1 else [0]
+    norms = np.linalg.norm(roots, axis=1) + 1e-12
+    while len(keys) < min(max_keyframes, n):
+        ks = np.array(sorted(keys))
+        idx = np.searchsorted(ks, np.arange(n), side="right") - 1
+        idx = np.clip(idx, 0, len(ks) - 2)
+        a, b = ks[idx], ks[idx + 1]
+        w = ((np.arange(n) - a) / np.maximum(b - a, 1))[:, None]
+        err = np.linalg.norm((1 - w) * roots[a] + w * roots[b] - roots, axis=1) / norms
+        err[ks] = 0.0
+        worst = int(np.argmax(err))
+        if err[worst] <= tolerance:
+            break
+        keys.append(worst)
+    return sorted(keys)
+
+
+def _table_name(analysis: Analysis) -> str:
+    return f"{analysis.source_name} (clip)" if analysis.source_name else "Clip"
+
+
+def clip_wavetable(analysis: Analysis, env_values: dict[str, float] | None = None,
+                   config: ResynthesisConfig = ResynthesisConfig()) -> Wavetable:
+    """The clip as a table: position p holds the clip's harmonics at time p/256 of its length.
+
+    With ``env_values`` (a fitted envelope 1) each frame's level is what that
+    envelope misses at its moment (clipped to +-max_level_db); without, all
+    frames have equal RMS. Named after the clip. Needs ``analysis.f0_hz``.
+    """
+    if analysis.f0_hz is None:
+        raise ValueError("an unpitched clip has no harmonics to make a table from; use noise_start")
+    sr = int(analysis.sample_rate)
+    n = analysis.audio.shape[-1]
+    positions = np.arange(MAX_POSITION + 1)
+    centres = np.round(positions / MAX_POSITION * (n - 1)).astype(np.int64)
+    spectra = harmonic_track(analysis.audio, sr, float(analysis.f0_hz), centres, config.cycles)
+    mags = np.abs(spectra)
+    mags[:, 0] = 0.0
+    level = np.linalg.norm(mags, axis=1)
+    level_db = 20 * np.log10(level / max(level.max(), 1e-12) + 1e-12)
+    shape = mags / np.maximum(level, 1e-12)[:, None]
+    loud = level_db > _QUIET_DB
+    if not loud.any():
+        raise ValueError("the clip has no energy at the harmonics of its f0")
+    nearest = np.flatnonzero(loud)[np.argmin(np.abs(np.flatnonzero(loud)[None, :] - positions[:, None]), axis=1)]
+    shape = np.where(loud[:, None], shape, shape[nearest])
+    if env_values is not None:
+        t = centres / sr
+        model_db = _envelope_db(analysis, env_values, t)
+        trusted = loud & (model_db > _TRUSTED_ENV_DB)  # where the envelope is near 0, a ratio means nothing
+        contour = level_db - model_db
+        if trusted.any():
+            contour = np.where(trusted, contour - np.median(contour[trusted]), 0.0)
+        else:
+            contour = np.zeros(len(positions))
+        gain = 10 ** (np.clip(contour, -config.max_level_db, config.max_level_db) / 20)
+    else:
+        gain = np.ones(len(positions))
+    phases = np.angle(align_cycle_phase(spectra[int(np.argmax(level))]))
+    spectra_out = shape * gain[:, None] * np.exp(1j * phases)[None, :]
+    keys = _greedy_keyframes(np.sqrt(shape * gain[:, None]), config.tolerance, config.max_keyframes)
+    frames = frames_from_spectra(spectra_out[keys])
+    frames -= frames.mean(axis=1, keepdims=True)
+    frames /= max(float(np.abs(frames).max()), 1e-12)
+    return Wavetable(_table_name(analysis), frames.astype(np.float32), tuple(int(k) for k in keys))
+
+
+# --------------------------------------------------------------------------- starts
+
+
+def _one_shot_base(space: ParamSpace) -> dict:
+    """Init's document with LFO 1 in one-shot ("Envelope") mode: the sweep runs once per note, then holds."""
+    import vita  # noqa: F401 - options are read from Vita, never typed in
+
+    from .synth import thread_renderer
+
+    doc = _init_doc(space)
+    details = thread_renderer().synth.get_control_details("lfo_1_sync_type")
+    doc["settings"]["lfo_1_sync_type"] = float(details.min) + list(details.options).index(_LFO_ONE_SHOT)
+    return doc
+
+
+def _with_base(preset: Preset, base: dict) -> Preset:
+    """``preset`` exported over ``base`` (every ParamSpace value written, nothing treated as imported)."""
+    from dataclasses import replace
+
+    return replace(preset, base=copy.deepcopy(base), base_values=None)
+
+
+def _sweep_values(analysis: Analysis, space: ParamSpace) -> dict[str, float]:
+    """Oscillator 1 and LFO 1 settings that play the clip's table in time with the clip."""
+    period = max(float(analysis.audio.shape[-1]) / analysis.sample_rate, 0.05)
+    freq = space["lfo_1_frequency"]
+    tune, transpose = space["osc_1_tune"], space["osc_1_transpose"]
+    # the table's cycle is one period of f0: shift the played note onto f0 (cents for a pitched clip,
+    # whole semitones too for an "unpitched" clip played at MIDI 60 whose f0 could still be measured)
+    semitones = 12.0 * math.log2(float(analysis.f0_hz) / (440.0 * 2 ** ((analysis.note - 69) / 12)))
+    whole = float(np.clip(round(semitones), transpose.min, transpose.max))
+    return {
+        "osc_1_on": space["osc_1_on"].option_values[1],
+        "osc_1_wave_frame": 0.0,
+        "osc_1_transpose": whole,
+        "osc_1_tune": float(np.clip(semitones - whole, tune.min, tune.max)),
+        "osc_1_unison_voices": 1.0,
+        "osc_1_spectral_morph_type": space["osc_1_spectral_morph_type"].option_values[0],
+        "osc_1_distortion_type": space["osc_1_distortion_type"].option_values[0],
+        "lfo_1_frequency": float(np.clip(-math.log2(period), freq.min, freq.max)),
+        "lfo_1_shape": space["lfo_1_shape"].option_values[space["lfo_1_shape"].options.index(_SWEEP_SHAPE)],
+        SWEEP_ROUTE: 1.0,
+        "mod_lfo1_pitch": 0.0,
+        "mod_env3_osc1_frame": 0.0,
+    }
+
+
+def resynthesis_start(analysis: Analysis, config: ResynthesisConfig = ResynthesisConfig(),
+                      space: ParamSpace | None = None, table: Wavetable | None = None,
+                      env: dict[str, float] | None = None) -> Preset:
+    """Init + the clip's swept table in oscillator 1 + envelope 1 fitted to the clip (pitched clips)."""
+    space = space or default_space()
+    env = env or fit_envelope(analysis, space)
+    table = table or clip_wavetable(analysis, env, config)
+    values = {**_sweep_values(analysis, space), **env}
+    preset = Preset.from_values(values, space, name=f"{analysis.source_name} (Vital Inverse)",
+                                comments="Resynthesised from the clip by Vital Inverse")
+    return _with_base(with_custom_wavetable(preset, 1, table), _one_shot_base(space))
+
+
+def mixed_start(analysis: Analysis, other: Preset, table: Wavetable, space: ParamSpace | None = None) -> Preset:
+    """``other`` (a predicted preset) with oscillator 1 playing the clip's swept table instead of its own."""
+    space = space or default_space()
+    preset = other.with_values(_sweep_values(analysis, space)).with_meta(
+        comments="Predicted by Vital Inverse, oscillator 1 playing the clip's own table")
+    return _with_base(with_custom_wavetable(preset, 1, table), _one_shot_base(space))
+
+
+def _rolloff_note(analysis: Analysis, fraction: float = 0.85) -> float:
+    """MIDI note (Vital's cutoff unit) below which ``fraction`` of the clip's power lies."""
+    mono = np.asarray(analysis.audio, dtype=np.float64).mean(axis=0)
+    power = np.abs(np.fft.rfft(mono)) ** 2
+    freqs = np.fft.rfftfreq(len(mono), 1.0 / analysis.sample_rate)
+    cum = np.cumsum(power)
+    hz = float(freqs[int(np.searchsorted(cum, fraction * cum[-1]))])
+    return 69.0 + 12.0 * math.log2(max(hz, 20.0) / 440.0)
+
+
+def noise_start(analysis: Analysis, space: ParamSpace | None = None) -> Preset:
+    """Unpitched clips: the sample oscillator's white noise through an analog low-pass at the clip's
+    roll-off, under envelope 1 fitted to the clip; the oscillators off."""
+    space = space or default_space()
+    cutoff = space["filter_1_cutoff"]
+    dest = space["sample_destination"]
+    values = {
+        **{f"osc_{k}_on": space[f"osc_{k}_on"].option_values[0] for k in (1, 2, 3)},
+        "sample_on": space["sample_on"].option_values[1],
+        "sample_destination": dest.option_values[dest.options.index("FILTER 1")],
+        "filter_1_on": space["filter_1_on"].option_values[1],
+        "filter_1_cutoff": float(np.clip(_rolloff_note(analysis), cutoff.min, cutoff.max)),
+        **fit_envelope(analysis, space),
+    }
+    return Preset.from_values(values, space, name=f"{analysis.source_name} (Vital Inverse)",
+                              comments="Noise start fitted to the clip by Vital Inverse")
+
+
+_RESIDUAL_CYCLES = 12  # periods per window when measuring the inharmonic share (narrow harmonic lobes)
+
+
+def residual_fraction(analysis: Analysis) -> float:
+    """Share (0..1) of the clip's power that is not at the harmonics of its f0 (breath, bow, hammer noise).
+
+    Harmonic power from Hann windows of 12 periods, each centred on a
+    sample of the clip (so the window's power matches the clip's); a
+    window's main lobes catch 1.5 / 12 of white noise's power as
+    "harmonic", which is added back.
+    """
+    mono = np.asarray(analysis.audio, dtype=np.float64).mean(axis=0)
+    centres = np.linspace(0, len(mono) - 1, 64).round().astype(np.int64)
+    spectra = harmonic_track(mono, int(analysis.sample_rate), float(analysis.f0_hz), centres, _RESIDUAL_CYCLES)
+    harmonic = np.sum(np.abs(spectra[:, 1:]) ** 2 / 2, axis=1)
+    length = int(min(len(mono), round(_RESIDUAL_CYCLES * analysis.sample_rate / float(analysis.f0_hz))))
+    firsts = np.clip(centres - length // 2, 0, len(mono) - length)
+    window = np.hanning(length) ** 2
+    total = np.array([np.sum(mono[f : f + length] ** 2 * window) / window.sum() for f in firsts])
+    loud = total > 1e-4 * total.max()
+    share = 1.0 - float(harmonic[loud].sum()) / max(float(total[loud].sum()), 1e-20)
+    return float(np.clip(share / (1.0 - 1.5 / _RESIDUAL_CYCLES), 0.0, 1.0))
+
+
+def _residual_rolloff_note(analysis: Analysis, fraction: float = 0.85) -> float:
+    """Like _rolloff_note, over the bins between the harmonics only (what the noise layer must cover)."""
+    mono = np.asarray(analysis.audio, dtype=np.float64).mean(axis=0)
+    n_fft = 4096
+    frames = [mono[i : i + n_fft] * np.hanning(n_fft) for i in range(0, max(1, len(mono) - n_fft), n_fft // 2)]
+    power = np.mean([np.abs(np.fft.rfft(f, n_fft)) ** 2 for f in frames], axis=0)
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / analysis.sample_rate)
+    f0 = float(analysis.f0_hz)
+    between = np.abs(freqs / f0 - np.round(freqs / f0)) > 0.25
+    cum = np.cumsum(np.where(between, power, 0.0))
+    hz = float(freqs[int(np.searchsorted(cum, fraction * cum[-1]))]) if cum[-1] > 0 else 1000.0
+    return 69.0 + 12.0 * math.log2(max(hz, 20.0) / 440.0)
+
+
+def noise_layer(analysis: Analysis, start: Preset, renderer=None, space: ParamSpace | None = None,
+                min_fraction: float = 0.05) -> Preset | None:
+    """``start`` plus the sample oscillator's white noise through filter 2 (a low-pass at the roll-off of
+    what lies between the harmonics), at the level of the clip's inharmonic share; None when that share is
+    below ``min_fraction``.
+
+    The level is set from two renders (``renderer``, default this thread's):
+    the start alone and the noise alone at a reference level; Vital's sample
+    level is quadratic (amplitude ~ level^2), so power ~ level^4.
+    """
+    from .synth import thread_renderer
+
+    space = space or default_space()
+    share = residual_fraction(analysis)
+    if share < min_fraction:
+        return None
+    renderer = renderer or thread_renderer()
+    dest, cutoff, level = space["sample_destination"], space["filter_2_cutoff"], space["sample_level"]
+    noisy = start.with_values({
+        "sample_on": space["sample_on"].option_values[1],
+        "sample_destination": dest.option_values[dest.options.index("FILTER 2")],
+        "filter_2_on": space["filter_2_on"].option_values[1],
+        "filter_2_cutoff": float(np.clip(_residual_rolloff_note(analysis, 0.5), cutoff.min, cutoff.max)),
+        "sample_level": 0.5,
+    })
+    args = (analysis.note, 0.8, float(analysis.note_seconds), float(analysis.render_seconds))
+    power = lambda p: float(np.mean(np.square(renderer.render(p, *args), dtype=np.float64)))  # noqa: E731
+    tonal = power(start)
+    alone = power(noisy.with_values({"osc_1_on": space["osc_1_on"].option_values[0]}))
+    if not (tonal > 0 and alone > 0):
+        return None
+    want = NOISE_SHARE_GAIN * share / max(1.0 - share, 1e-3) * tonal
+    value = float(np.clip(0.5 * (want / alone) ** 0.25, level.min, level.max))
+    return noisy.with_values({"sample_level": value}).with_meta(
+        comments="Resynthesised from the clip by Vital Inverse (with its noise)")
+
+
+def _weakly_pitched(analysis: Analysis) -> Analysis | None:
+    """An unpitched clip with the f0 intake's detector still finds (a detuned stack, a chord, a wobbling
+    lead), as an Analysis carrying it; None for noise. Its note stays intake's (MIDI 60)."""
+    from dataclasses import replace
+
+    from .intake import detect_pitch
+
+    f0, _ = detect_pitch(np.asarray(analysis.audio).mean(axis=0), int(analysis.sample_rate))
+    if f0 is None or not np.isfinite(f0) or f0 <= 0:
+        return None
+    return replace(analysis, f0_hz=float(f0))
+
+
+def starts(analysis: Analysis, others: list[Preset] | tuple = (), config: ResynthesisConfig = ResynthesisConfig(),
+           space: ParamSpace | None = None, noise: bool = True) -> list[tuple[str, Preset]]:
+    """Every start made of the clip: (kind, preset) with kind "resynthesis", "resynthesis+noise", "mixed"
+    or "noise".
+
+    Pitched clips: the resynthesis start, the same with a noise layer (when
+    ``noise`` and the clip has a noticeable inharmonic share: two renders to
+    set its level), then one mixed start per preset in
+    ``others`` (the predictor's candidates to borrow modules from). Unpitched
+    clips (or a table that cannot be made): the noise start, then the
+    resynthesis starts too when intake's detector still finds an f0.
+    """
+    space = space or default_space()
+    out: list[tuple[str, Preset]] = []
+    if analysis.f0_hz is None or not analysis.pitched:
+        out.append(("noise", noise_start(analysis, space)))
+        analysis = _weakly_pitched(analysis)
+        if analysis is None:
+            return out
+    try:
+        env = fit_envelope(analysis, space)
+        table = clip_wavetable(analysis, env, config)
+    except (ValueError, WavetableError):
+        return out or [("noise", noise_start(analysis, space))]
+    start = resynthesis_start(analysis, config, space, table=table, env=env)
+    out.append(("resynthesis", start))
+    if noise:
+        noisy = noise_layer(analysis, start, space=space)
+        if noisy is not None:
+            out.append(("resynthesis+noise", noisy))
+    out += [("mixed", mixed_start(analysis, p, table, space)) for p in others]
+    return out
