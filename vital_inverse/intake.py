@@ -902,9 +902,10 @@ def detect_chord(mono: np.ndarray, sample_rate: int, f0: float | None) -> tuple[
     - one note when f0 itself is a partial (within 50 dB of the loudest);
     - else the partials within 30 dB of the loudest are explained greedily from the
       bottom: the lowest partial that is not a harmonic (within 3 %) of a note found so
-      far starts a new note (one note, or more than CHORD_MAX_NOTES: not a chord); the
-      notes must share a common period (`_common_period`; unison detune smears a note
-      into peaks that share none);
+      far starts a new note (one note, or more than CHORD_MAX_NOTES: not a chord);
+    - one note when a "note" brings none of its own harmonics while other partials are
+      there (a single note's uneven spectrum), or when the notes share no common period
+      (`_common_period`; unison detune smears a note into peaks that share none);
     - still one note when the partials are harmonics d, d+1, d+2 ... of one pitch
       without gaps (`CHORD_GAPLESS`; a note whose fundamental is filtered away), where
       a chord leaves gaps: C-E-G holds harmonics 4, 5, 6, 8, 10, 12 of C two octaves
@@ -933,6 +934,13 @@ def detect_chord(mono: np.ndarray, sample_rate: int, f0: float | None) -> tuple[
             return ()
     if len(notes) < 2:
         return ()
+    if len(strong) > len(notes):
+        # Notes of rich tones each bring their own harmonics; "notes" that are lone partials
+        # among many are a single note's uneven spectrum (random partial amplitudes, formants).
+        for r in notes:
+            k = strong / r
+            if np.count_nonzero((k > 1.5) & (np.abs(k - np.round(k)) < 0.03 * np.round(k))) == 0:
+                return ()
     if not _common_period(np.array(notes), f0):
         return ()  # not one common period: a detuned (unison) note's smear, not notes played together
     for d in range(2, CHORD_MAX_NOTES + 1):  # the lowest partial as harmonic d of one note
