@@ -439,16 +439,14 @@ def test_a_damaged_wav_is_matched_with_a_notice(corpus):
 
 
 @pytest.fixture(scope="module")
-def app_server():
+def app_server(shipped_predictor, render_pool):
     from conftest import free_port
-    from test_session import use_checkpoint
 
-    use_checkpoint()
     saved_key = os.environ.pop("ANTHROPIC_API_KEY", None)
     sys.path.insert(0, str(ROOT))
     import app
 
-    app.ENGINE.start()
+    app.ENGINE.start(shipped_predictor, render_pool)  # the session's model and workers
     port = free_port()
     app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     yield app, f"http://127.0.0.1:{port}/"

@@ -5,6 +5,7 @@
     analyze(audio, sr)       -> Analysis                      the first note, analysed
     analyze_file(path)       =  load_audio + analyze
     detect_pitch(mono, sr)   -> (f0_hz | None, confidence)
+    detect_chord(mono, sr, f0) -> the notes' Hz when more than one note sounds, else ()
     warm_up()                   call at app start (imports only; there is no JIT)
 
 Every problem with the input is an `IntakeError` (a `UserError`) whose message says
@@ -20,7 +21,12 @@ refused as "a PNG image". Accepted containers: WAV/WAVEX/RF64/W64, AIFF, CAF, AU
 FLAC, OGG (Vorbis/Opus), MP3; any bit depth; 8-192 kHz; any channel count. The size
 (`IntakeLimits.max_bytes`) is checked before decoding and the duration
 (`max_seconds`) from the header before reading samples, so a ten-minute file costs
-nothing. NaN/inf samples, zero or one sample, silence (peak < -90 dBFS) are refused.
+nothing. NaN/inf samples, zero or one sample, silence (peak < -90 dBFS), clips too
+quiet to match (peak < -70 dBFS after the DC offset, the message gives the level) and
+samples over +60 dBFS (damaged floats) are refused. The decoders' own console chatter
+(libmpg123 probing random bytes) is kept off stderr; content that matches no format is
+said to be that, whatever its name. A WAV whose size fields are wrong (cut short, never
+filled in) is read as far as it goes and `Analysis.notices` says so.
 
 Analysis pipeline (`analyze`)
 -----------------------------
@@ -64,7 +70,13 @@ Analysis pipeline (`analyze`)
    function (FFT, vectorised over 24 frames of 40 ms) with two period picks per
    frame, a cluster vote across frames, and an octave/harmonic check on the mean
    spectrum. confidence = summed periodicity of the winning cluster / frames;
-   pitched when >= 0.5, else note 60, cents 0, f0 None.
+   pitched when >= 0.5, else note 60, cents 0, f0 None. Range 20 Hz - 5 kHz (every
+   fundamental of MIDI 16-111); above 1.5 kHz the spectrum may raise a period YIN took
+   2-4x too long. A chord (`detect_chord`: several notes with one common period whose
+   own fundamental is absent) is "more than one note": `Analysis.chord` lists them and
+   the note is the lowest. A hit that drops into a pitch it does not hold (kicks, toms)
+   is unpitched; one held within 12 dB of its peak for 0.4 s (an 808) keeps its pitch.
+   benchmarks/bench_edges.py measures all three.
 5. Peak-normalise the note to -1 dBFS (`TARGET_PEAK`); `gain` is the factor from
    the caller's input (original level = audio / gain, DC offset aside).
 
@@ -890,9 +902,10 @@ def detect_chord(mono: np.ndarray, sample_rate: int, f0: float | None) -> tuple[
     - one note when f0 itself is a partial (within 50 dB of the loudest);
     - else the partials within 30 dB of the loudest are explained greedily from the
       bottom: the lowest partial that is not a harmonic (within 3 %) of a note found so
-      far starts a new note (one note, or more than CHORD_MAX_NOTES: not a chord); the
-      notes must share a common period (`_common_period`; unison detune smears a note
-      into peaks that share none);
+      far starts a new note (one note, or more than CHORD_MAX_NOTES: not a chord);
+    - one note when a "note" brings none of its own harmonics while other partials are
+      there (a single note's uneven spectrum), or when the notes share no common period
+      (`_common_period`; unison detune smears a note into peaks that share none);
     - still one note when the partials are harmonics d, d+1, d+2 ... of one pitch
       without gaps (`CHORD_GAPLESS`; a note whose fundamental is filtered away), where
       a chord leaves gaps: C-E-G holds harmonics 4, 5, 6, 8, 10, 12 of C two octaves
@@ -921,6 +934,13 @@ def detect_chord(mono: np.ndarray, sample_rate: int, f0: float | None) -> tuple[
             return ()
     if len(notes) < 2:
         return ()
+    if len(strong) > len(notes):
+        # Notes of rich tones each bring their own harmonics; "notes" that are lone partials
+        # among many are a single note's uneven spectrum (random partial amplitudes, formants).
+        for r in notes:
+            k = strong / r
+            if np.count_nonzero((k > 1.5) & (np.abs(k - np.round(k)) < 0.03 * np.round(k))) == 0:
+                return ()
     if not _common_period(np.array(notes), f0):
         return ()  # not one common period: a detuned (unison) note's smear, not notes played together
     for d in range(2, CHORD_MAX_NOTES + 1):  # the lowest partial as harmonic d of one note
