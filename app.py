@@ -36,7 +36,7 @@ from pathlib import Path
 import gradio as gr
 from starlette.middleware import Middleware
 
-from vital_inverse import plots, session
+from vital_inverse import intake, plots, session
 from vital_inverse.errors import UserError
 from vital_inverse.intake import IntakeLimits
 
@@ -91,14 +91,18 @@ class Engine:
         self._renderer = None
         self._display = None  # a Renderer for reading Vital's display text (the settings table)
         self._display_lock = threading.Lock()
+        self._owns_renderer = True
         self.startup_seconds: dict[str, float] = {}
 
     @property
     def ready(self) -> bool:
         return self._predictor is not None and self._renderer is not None
 
-    def start(self) -> Engine:
-        """Load the model, start and warm the render workers and every first-call path. Idempotent."""
+    def start(self, predictor=None, renderer=None) -> Engine:
+        """Load the model, start and warm the render workers and every first-call path. Idempotent.
+
+        ``predictor``/``renderer`` (a ParallelRenderer) may be handed in, already loaded (tests share
+        them); a renderer handed in is left open by ``close``."""
         with self._lock:
             if self.ready:
                 return self
@@ -108,14 +112,15 @@ class Engine:
             from vital_inverse.synth import ParallelRenderer, Renderer
 
             self.startup_seconds["import"] = time.perf_counter() - t0
-            renderer = ParallelRenderer(self.workers)
+            self._owns_renderer = renderer is None
+            renderer = renderer or ParallelRenderer(self.workers)
             # The workers start (each builds its Synth, imports torch and runs the loss once)
             # while this process loads the model and warms its own first-call paths.
             warming = threading.Thread(target=self._warm_workers, args=(renderer,), daemon=True)
             warming.start()
             try:
                 t = time.perf_counter()
-                predictor = PresetPredictor.load()
+                predictor = predictor or PresetPredictor.load()
                 self.startup_seconds["load_model"] = time.perf_counter() - t
                 t = time.perf_counter()
                 intake.warm_up()
@@ -126,7 +131,7 @@ class Engine:
                 t = time.perf_counter()
                 warming.join()
                 self.startup_seconds["wait_workers"] = time.perf_counter() - t
-                if self._display is None:  # start-up failed: do not leave the workers behind
+                if self._display is None and self._owns_renderer:  # start-up failed: do not leave the workers behind
                     renderer.close()
             self._predictor, self._renderer = predictor, renderer
             self.startup_seconds["total"] = time.perf_counter() - t0
@@ -170,7 +175,8 @@ class Engine:
 
         with self._lock:
             old, self._renderer = self._renderer, ParallelRenderer(self.workers)
-        if old is not None:
+            owned, self._owns_renderer = self._owns_renderer, True
+        if old is not None and owned:
             try:
                 old.close()
             except Exception as e:  # noqa: BLE001 - it is already broken
@@ -178,9 +184,9 @@ class Engine:
 
     def close(self) -> None:
         with self._lock:
-            if self._renderer is not None:
+            if self._renderer is not None and self._owns_renderer:
                 self._renderer.close()
-                self._renderer = None
+            self._renderer = None
 
 
 ENGINE = Engine()
@@ -229,14 +235,18 @@ def _retire(old: UserSession | None) -> None:
 
 def _note_markdown(m: session.MatchState) -> str:
     a = m.analysis
+    extra = "".join(f"\n\nℹ️ {html.escape(n, quote=False)}" for n in a.notices)
     if not a.pitched:
         return (f"### Detected note: none — ⚠️ unpitched, rendered at C4\n"
                 f"No steady pitch was found (confidence {a.confidence:.2f}), so the presets are played at "
-                f"C4 (MIDI 60). Note length {a.note_seconds:.2f} s held, {a.render_seconds:.2f} s in all.")
+                f"C4 (MIDI 60). Note length {a.note_seconds:.2f} s held, {a.render_seconds:.2f} s in all.{extra}")
     hz = f"{a.f0_hz:.1f} Hz, " if a.f0_hz else ""
+    if len(a.chord) > 1:
+        extra += (f"\n\n⚠️ **More than one note** ({' '.join(intake.midi_name(n) for n in a.chord)}): matched at the "
+                  f"lowest, {intake.midi_name(a.note)}. For a closer match, upload a clip of one note.")
     return (f"### Detected note: {a.note_name()}\n"
             f"MIDI {a.note} ({hz}pitch confidence {a.confidence:.2f}); key held {a.note_seconds:.2f} s, "
-            f"{a.render_seconds:.2f} s in all.")
+            f"{a.render_seconds:.2f} s in all.{extra}")
 
 
 DISTANCE_WORDS = "spectral distance, lower is closer"
@@ -246,12 +256,24 @@ DISTANCE_DETAILS = ("**Spectral distance** is the multi-resolution STFT loss (au
                     "differ by a little (Vital's voices are not bit-identical).")
 
 
+#: candidates built from the clip itself (predict's resynthesis sources), in a musician's words
+CLIP_WORDS = {
+    "resynthesis": "a sound built from your clip itself (its own wavetable, under a fitted envelope)",
+    "resynthesis+noise": "a sound built from your clip itself (its own wavetable and noise, fitted envelope)",
+    "mixed": "the model's best guess playing your clip's own wavetable",
+    "noise": "noise through a filter, shaped like your clip",
+}
+
+
 def _candidate_words(c) -> str:
     """What a candidate is, in a musician's words (its technical label goes to the details)."""
-    if getattr(c, "source", "network") == "retrieval":
-        return "a preset from our library (the one that sounds most like your note)"
-    if getattr(c, "source", "network") == "generative":
-        return "one of the model's sampled presets (it proposes many that could make your sound)"
+    source = getattr(c, "source", "network")
+    if source == "retrieval":
+        return "a preset from our library (one that sounds much like your note)"
+    if source in CLIP_WORDS:
+        return CLIP_WORDS[source]
+    if source == "generative":
+        return "a sketch from the model's generative head"
     if not c.changes:
         return "the model's best guess"
     from vital_inverse.params import default_space
@@ -291,9 +313,9 @@ def _refine_status(m: session.MatchState, ev, budget_text: str) -> str:
 def _refine_details(m: session.MatchState, ev, locked: frozenset[str] = frozenset()) -> str:
     searched = getattr(ev, "searched", ()) or ()
     lines = [DISTANCE_DETAILS, "",
-             f"Refinement: CMA-ES over the preset's continuous settings; generation {ev.generation}, "
-             f"{ev.renders} renders this run ({m.refine_renders} for this clip), {ev.elapsed:.1f} s. "
-             f"Best loss {ev.best_loss:.4f}; predicted {m.predicted_loss:.4f}.",
+             (f"Refinement: CMA-ES over the preset's continuous settings; generation {ev.generation}, "
+              f"{ev.renders} renders this run ({m.refine_renders} for this clip), {ev.elapsed:.1f} s. "
+              f"Best loss {ev.best_loss:.4f}; predicted {m.predicted_loss:.4f}."),
              f"Searched {len(searched)} settings" + (f": {', '.join(searched)}." if searched else ".")]
     if locked:
         lines.append(f"Locked (left exactly as they were): {', '.join(sorted(locked))}.")
@@ -437,8 +459,8 @@ def check_clip(clip):
         return None, "", gr.skip(), f"⛔ **File refused:** {html.escape(problem, quote=False)}"
     pitch = a.note_name() if a.pitched else "no steady pitch"
     return (gr.skip(), "", gr.skip(),
-            f"Loaded **{html.escape(a.source_name, quote=False)}**: a note of {a.render_seconds:.1f} s "
-            f"({pitch}). Press **Analyze**.")
+            (f"Loaded **{html.escape(a.source_name, quote=False)}**: a note of {a.render_seconds:.1f} s "
+             f"({pitch}). Press **Analyze**."))
 
 
 def buttons_busy():
@@ -561,6 +583,83 @@ def after_stop(user: UserSession | None):
     return (stop(user), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), *buttons_idle(user))
 
 
+MORPH_SOURCES = ("Current match", "A .vital file", "Another clip")
+MORPH_MAX_STEPS = 9
+
+
+def _morph_end(which: str, kind: str, vital, clip, user: UserSession | None):
+    """Preset A or B of a morph, with the analysis it came from (or None): the current match, an
+    uploaded .vital, or the best candidate for another clip."""
+    from vital_inverse.preset import load_vital
+
+    if kind == "A .vital file":
+        if not vital:
+            raise _error(f"Choose a .vital file for {which}, or pick another source.", f"No preset for {which}")
+        path = Path(vital if isinstance(vital, str) else getattr(vital, "name", str(vital)))
+        return load_vital(path), None
+    if kind == "Another clip":
+        if not clip:
+            raise _error(f"Upload or record a clip for {which}, or pick another source.", f"No clip for {which}")
+        m = session.analyze_clip(clip, ENGINE.predictor(), ENGINE.renderer(), k=K_CANDIDATES, limits=LIMITS)
+        return m.predicted.with_meta(name=m.stem), m.analysis
+    if user is None:
+        raise _error(f"There is no current match for {which}: analyze a clip on the Match tab first, or pick "
+                     "another source.", f"No match for {which}")
+    return user.match.best_preset.with_meta(name=user.match.stem), user.match.analysis
+
+
+def _morph_table(result) -> str:
+    s = result.smooth
+    if not s["steps"]:
+        return ""
+    even = 1 / (len(result.presets) - 1)
+    rows = [f"| step | how far from A (0 = A, 1 = B) | step size (an even step is {even:.2f}) |", "|---|---|---|"]
+    for i, far in enumerate(s["from_a"]):
+        size = f"{s['steps'][i - 1]:.2f}" if i else "—"
+        rows.append(f"| {i + 1} | {far:.2f} | {size} |")
+    return "\n".join(rows)
+
+
+@_user_errors
+def make_morph(user: UserSession | None, a_kind: str, a_vital, a_clip, b_kind: str, b_vital, b_clip, steps,
+               progress=gr.Progress()):  # noqa: B008 - gradio's way to ask for a progress bar
+    """A row of presets from A to B, each rendered with a player and a download, and how smooth the path is."""
+    from vital_inverse.morph import morph, render_morph, write_morph
+
+    try:
+        n = int(min(max(int(float(steps)), 2), MORPH_MAX_STEPS))
+    except (TypeError, ValueError):
+        n = 5
+    progress(0.0, desc="Reading A and B")
+    a, a_analysis = _morph_end("A", a_kind, a_vital, a_clip, user)
+    b, b_analysis = _morph_end("B", b_kind, b_vital, b_clip, user)
+    analysis = a_analysis or b_analysis
+    note = int(analysis.note) if analysis is not None else 60
+    note_s, render_s = ((analysis.note_seconds, analysis.render_seconds) if analysis is not None else (1.5, 2.0))
+    progress(0.2, desc=f"Rendering {n} steps")
+    result = render_morph(morph(a, b, n), note=note, note_seconds=max(note_s, 0.1), render_seconds=max(render_s, 0.2),
+                          renderer=ENGINE.renderer())
+    folder = Path(tempfile.mkdtemp(prefix="vital-inverse-morph-", dir=user.folder if user is not None else None))
+    files = write_morph(result, folder)
+    status = (f"**Morph from {html.escape(a.name)} to {html.escape(b.name)}**, rendered at MIDI {note}. "
+              f"{result.summary()}\n\n{_morph_table(result)}")
+    players, downloads = [], []
+    for i in range(MORPH_MAX_STEPS):
+        if i < n:
+            players.append(gr.Audio(value=str(folder / f"step_{i:02d}.wav"), visible=True,
+                                    label=f"Step {i + 1} of {n}" + (" (A)" if i == 0 else " (B)" if i == n - 1 else "")))
+            downloads.append(gr.DownloadButton(f"Step {i + 1} .vital", value=str(files[i]), visible=True))
+        else:
+            players.append(gr.Audio(value=None, visible=False))
+            downloads.append(gr.DownloadButton(value=None, visible=False))
+    return (status, *players, *downloads)
+
+
+def morph_source(kind: str):
+    """Show the input that the chosen source needs."""
+    return gr.File(visible=kind == "A .vital file"), gr.Audio(visible=kind == "Another clip")
+
+
 def budget_control(kind: str):
     _, hi, default, step = BUDGETS.get(kind, BUDGETS["renders"])
     label = "Budget: renders" if kind == "renders" else "Budget: seconds"
@@ -655,14 +754,12 @@ def _generative_count() -> int:
 
 
 def about_text() -> str:
-    """The About tab, with the candidate count the status line will show."""
+    """The About tab; it names the kinds of candidate the status line counts."""
     r, g = _retrieval_count(), _generative_count()
-    words = {1: "One", 2: "Two", 3: "Three", 4: "Four", 5: "Five", 6: "Six", 7: "Seven", 8: "Eight"}
-    total = K_CANDIDATES + r + g
-    sampled = f", and {g} presets sampled from its generative head" if g else ""
-    candidates = (f"{words.get(total, total)} candidates ({K_CANDIDATES} from the network and the {r} presets of "
-                  f"its training library that sound most like your note{sampled})" if r else
-                  f"{words.get(total, total)} candidates")
+    library = f", the {r} presets of its training library that sound most like your note" if r else ""
+    sampled = f", {g} presets sampled from its generative head" if g else ""
+    candidates = (f"Several candidates (the network's {K_CANDIDATES} most probable presets{library}{sampled}, and "
+                  f"presets built from your clip itself: its own wavetable, swept in time, under a fitted envelope)")
     return ABOUT.format(candidates=candidates, min_note=MIN_NOTE_SECONDS)
 
 
@@ -726,6 +823,10 @@ def build_demo() -> gr.Blocks:
                     lock_settings = gr.Dropdown(locks.setting_choices(space), value=[], multiselect=True,
                                                 label="Single settings (e.g. Oscillator 2 Wavetable)",
                                                 elem_id="lock-settings")
+                gr.Markdown("**Refinement progress.** When you press **Refine**, the plot below draws the distance "
+                            "to your note try by try: the red line is the best so far (what the Refined player "
+                            "plays), the light blue one each generation's best try.", elem_id="loss-hint",
+                            elem_classes=["hint"])
                 # no initial value: a LinePlot that starts from an empty DataFrame draws no lines later (gradio 6.31)
                 loss_plot = gr.LinePlot(x="renders", y="loss", color="series",
                                         title="Refinement: distance to your note, try by try (lower is closer)",
@@ -738,6 +839,35 @@ def build_demo() -> gr.Blocks:
                 table = gr.Dataframe(headers=list(session.TABLE_COLUMNS), label="Preset settings (as Vital shows them; "
                                      "modules that are off are not listed)", interactive=False, wrap=True,
                                      max_height=520, elem_id="table")
+            with gr.Tab("Morph", id="morph"):
+                gr.Markdown("Glide from one sound to another: a row of presets from **A** to **B**, each one you can "
+                            "play and download. Settings move on Vital's own scales, a part that plays at one end "
+                            "only fades in or out, different wavetables are blended frame by frame, and other "
+                            "choices switch half-way. The table shows how evenly the sound moves.")
+                ends = {}
+                with gr.Row():
+                    for which, default in (("A", "Current match"), ("B", "A .vital file")):
+                        with gr.Column(min_width=300):
+                            kind = gr.Radio(list(MORPH_SOURCES), value=default, label=f"{which}: start" if which == "A"
+                                            else f"{which}: end", elem_id=f"morph-{which.lower()}-kind")
+                            vital = gr.File(label=f"{which}: a .vital preset", file_types=[".vital"], type="filepath",
+                                            visible=default == "A .vital file", elem_id=f"morph-{which.lower()}-vital")
+                            other = gr.Audio(type="filepath", sources=["upload", "microphone"],
+                                             label=f"{which}: a clip of one note (its best match is used)",
+                                             visible=default == "Another clip", elem_id=f"morph-{which.lower()}-clip")
+                            kind.change(morph_source, [kind], [vital, other], queue=False, api_visibility="private")
+                            ends[which] = (kind, vital, other)
+                morph_steps = gr.Slider(2, MORPH_MAX_STEPS, value=5, step=1, label="Steps (A and B included)",
+                                        elem_id="morph-steps")
+                morph_btn = gr.Button("Morph", variant="primary", elem_id="morph-btn")
+                morph_status = gr.Markdown(elem_id="morph-status")
+                morph_players, morph_downloads = [], []
+                for i in range(MORPH_MAX_STEPS):
+                    with gr.Row(equal_height=True):
+                        morph_players.append(gr.Audio(label=f"Step {i + 1}", interactive=False, visible=False,
+                                                      elem_id=f"morph-step-{i}", scale=4))
+                        morph_downloads.append(gr.DownloadButton(f"Step {i + 1} .vital", visible=False,
+                                                                 elem_id=f"morph-download-{i}", scale=1))
             with gr.Tab("Tutorial", id="tutorial"):
                 gr.Markdown("Step-by-step instructions to build the best preset so far in Vital, starting from "
                             "its Init preset. Written by Claude when the server has an API key, by Vital Inverse's "
@@ -778,6 +908,10 @@ def build_demo() -> gr.Blocks:
             trigger(check_clip, [clip], [clip, note_md, spectrogram, status], api_visibility="private",
                     concurrency_limit=None, show_progress="hidden")
         budget_kind.change(budget_control, [budget_kind], [budget], api_visibility="private", queue=False)
+        morph_btn.click(make_morph, [user, *ends["A"], *ends["B"], morph_steps],
+                        [morph_status, *morph_players, *morph_downloads], api_name="morph",
+                        concurrency_limit=ANALYZE_CONCURRENCY, concurrency_id="analyze",
+                        show_progress_on=[morph_status])
         tutorial_btn.click(write_tutorial, [user], [tutorial_notice, tutorial_md], api_name="tutorial",
                            concurrency_limit=TUTORIAL_CONCURRENCY, concurrency_id="tutorial",
                            show_progress_on=[tutorial_notice])

@@ -13,6 +13,7 @@ candidate of its own subset and is scored on it:
 * ``heads``: the network's 4 most probable candidates (``predict --k 4``
   without retrieval); ``heads_top1`` its first;
 * ``retrieval``: the checkpoint's 2 nearest training presets (log-mel PCA);
+* ``clip_own``: the starts made of the clip itself (``resynthesis.clip_candidates``);
 * ``gen_k1``, ``gen_k8``, ``gen_k32``: the first 1, 8, 32 samples of the
   generative head (seeded, so K=8 is a prefix of K=32);
 * ``all``: every candidate above (what ``predict`` now offers).
@@ -69,16 +70,21 @@ def get_parser() -> argparse.ArgumentParser:
 
 def candidates(predictor, analysis, k_heads: int, retrieval: int, k_gen: int):
     """(presets, groups, sampling seconds) for one analysed target."""
-    heads = [c.preset for c in predictor.predict(analysis, k=k_heads, retrieval=0, generative=0)]
-    retr = [c.preset for c in predictor.predict(analysis, k=1, retrieval=retrieval, generative=0)
+    heads = [c.preset for c in predictor.predict(analysis, k=k_heads, retrieval=0, generative=0, resynthesis=False)]
+    retr = [c.preset for c in predictor.predict(analysis, k=1, retrieval=retrieval, generative=0, resynthesis=False)
             if c.source == "retrieval"]
+    own = [c.preset for c in predictor.predict(analysis, k=1, retrieval=0, generative=0, resynthesis=True)
+           if c.source not in ("network", "retrieval")]
     t0 = time.perf_counter()
     gen = [c.preset for c in predictor.generative(analysis, k_gen)] if predictor.flow is not None else []
     sample_s = time.perf_counter() - t0
-    presets = heads + retr + gen
+    presets = heads + retr + own + gen
     h, r = list(range(len(heads))), list(range(len(heads), len(heads) + len(retr)))
-    g0 = len(heads) + len(retr)
+    o = list(range(len(heads) + len(retr), len(heads) + len(retr) + len(own)))
+    g0 = len(heads) + len(retr) + len(own)
     groups = {"heads": h, "heads_top1": h[:1], "retrieval": r}
+    if own:
+        groups["clip_own"] = o
     for k in GEN_KS:
         if gen and k <= len(gen):
             groups[f"gen_k{k}"] = list(range(g0, g0 + k))

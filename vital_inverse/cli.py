@@ -127,6 +127,14 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default=None, help="checkpoint folder or Hub repo id (default: the shipped one)")
     p.add_argument("--json", action="store_true", help="print one JSON object (note, losses, timings, paths, tutorial)")
 
+    p = sub.add_parser("morph", help="presets that glide from one .vital to another, each rendered")
+    p.add_argument("a", type=Path, help="the .vital to start from")
+    p.add_argument("b", type=Path, help="the .vital to end at")
+    p.add_argument("--steps", type=int, default=7, help="presets in the row, A and B included (2-33)")
+    p.add_argument("--out", type=Path, required=True, help="folder for step_NN.vital, step_NN.wav and morph.json")
+    p.add_argument("--note", type=int, default=60, help="MIDI note the steps are rendered at")
+    p.add_argument("--seconds", type=float, default=2.0, help="render length (the key is held 75%% of it)")
+
     p = sub.add_parser("render", help="render a .vital preset to a WAV file")
     p.add_argument("preset", type=Path)
     p.add_argument("--note", type=_midi_note, default=60, help="MIDI note (60 = middle C)")
@@ -221,16 +229,44 @@ def _match(args: argparse.Namespace) -> int:
 
     if args.refine_evals < 0:
         raise UsageError("--refine-evals must be 0 or more")
+    if args.out is not None and not args.out.is_dir() and not args.out.parent.is_dir():
+        raise UsageError(f"output folder {args.out.parent} does not exist; create it first")
+    # A bad clip is refused here in milliseconds, before the model loads and render workers start.
+    from .intake import analyze_file
+
+    analyze_file(args.clip)
     say = None if args.json else (lambda m: print(m, file=sys.stderr))
     r = match_clip(args.clip, refine_evals=args.refine_evals, seed=args.seed, out=args.out,
                    checkpoint=args.checkpoint, progress=say, lock=args.lock)
     if args.json:
         print(json.dumps(r))
     else:
+        for notice in r.get("notices", []):
+            print(f"notice: {notice}", file=sys.stderr)
+        if len(r.get("chord", [])) > 1:
+            print(f"notice: the clip holds more than one note ({r['note_name'].split('note: ')[-1].rstrip(')')}); "
+                  "matched at the lowest. For a closer match, upload one note.", file=sys.stderr)
         refined = r["losses"].get("refined")
         print(f"{r['note_name']}: loss {r['losses']['predicted']:.3f} predicted"
               + (f", {refined:.3f} refined" if refined is not None else "") + f"; wrote {r['paths']['preset']}")
         print(r["tutorial"])
+    return 0
+
+
+@command("morph")
+def _morph(args: argparse.Namespace) -> int:
+    from .morph import morph, render_morph, write_morph
+    from .preset import load_vital
+
+    if not 0 < args.seconds <= 30:
+        raise UsageError("--seconds must be more than 0 and at most 30")
+    a, b = load_vital(args.a), load_vital(args.b)
+    presets = morph(a, b, args.steps)
+    result = render_morph(presets, note=args.note, note_seconds=0.75 * args.seconds, render_seconds=args.seconds)
+    write_morph(result, args.out)
+    steps = ", ".join(f"{x:.2f}" for x in result.smooth["steps"])
+    print(f"wrote {len(presets)} presets and renders to {args.out}")
+    print(f"{result.summary()} Steps as a share of A->B: {steps or '-'}")
     return 0
 
 

@@ -616,8 +616,9 @@ class _Methods:
                 raise EvaluateError(f"--k must be at least 1, got {k}")
             self.predictor = PresetPredictor.load(checkpoint)
             _warm_up(self.predictor, self.k)  # the first forward pass pays torch's one-off costs: keep them out of timings
-            self.descriptions["predict"] = (f"checkpoint {self.predictor.source}: best of K={self.k} candidates "
-                                            "by MRSTFT (refinement loss) after rendering all of them")
+            self.descriptions["predict"] = (f"checkpoint {self.predictor.source}: best of K={self.k} network "
+                                            "candidates, the retrieval ones and the clip's own (resynthesis) "
+                                            "starts by MRSTFT (refinement loss) after rendering all of them")
             self.descriptions["predict_top1"] = f"checkpoint {self.predictor.source}: most probable candidate"
         if "refine" in names:
             if self.budget < 1:

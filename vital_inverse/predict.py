@@ -27,6 +27,12 @@ from .params import ParamSpace, default_space
 from .preset import Preset
 
 MAX_FLIPS = 8  # uncertain categoricals considered for alternatives
+_CLIP_LABELS = {
+    "resynthesis": "the clip's own wavetable, swept in time, fitted envelope (resynthesis)",
+    "resynthesis+noise": "the clip's own wavetable and its noise, fitted envelope (resynthesis)",
+    "mixed": "best guess with the clip's own wavetable in oscillator 1",
+    "noise": "noise through a filter, fitted envelope (unpitched clip)",
+}
 GENERATIVE_K = 32  # samples drawn from the generative head (flow.py) per clip, when the checkpoint has one
 
 
@@ -38,10 +44,15 @@ class Candidate:
     probability: float
     changes: dict[str, str] = field(default_factory=dict)  # categoricals swapped from the arg-max: name -> option
 
-    source: str = "network"  # "network", "retrieval" (a training preset that sounds alike) or "generative"
+    #: "network", "retrieval" (a training preset that sounds alike), "generative" (a sample of the
+    #: generative head), or a start made of the clip (``resynthesis`` module): "resynthesis", "mixed"
+    #: (network modules + the clip's table), "noise"
+    source: str = "network"
 
     @property
     def label(self) -> str:
+        if self.source in _CLIP_LABELS:
+            return _CLIP_LABELS[self.source]
         if self.source == "retrieval":
             return f"nearest training preset (log-mel distance {self.probability:.0f})"
         if self.source == "generative":
@@ -155,10 +166,12 @@ class PresetPredictor:
         return cont[0].numpy(), routes[0].numpy(), [torch.softmax(l[0], 0).numpy() for l in logits]
 
     # -- candidates -----------------------------------------------------------
-    def predict(self, analysis, k: int = 4, retrieval: int = 2, generative: int = GENERATIVE_K) -> list[Candidate]:
+    def predict(self, analysis, k: int = 4, retrieval: int = 2, resynthesis: bool = True,
+                generative: int = GENERATIVE_K) -> list[Candidate]:
         """The K most probable network candidates for an intake ``Analysis`` (best first), then up to
         ``retrieval`` nearest training presets when the checkpoint ships a retrieval index, then
-        ``generative`` samples of the generative head when it has one."""
+        ``generative`` samples of the generative head when it has one, then (with ``resynthesis``) the
+        starts made of the clip itself (``clip_candidates``)."""
         if k < 1:
             raise ValueError("k must be at least 1")
         cont, routes, probs = self.distributions(analysis.audio, analysis.note)
@@ -183,6 +196,8 @@ class PresetPredictor:
                 out.append(Candidate(preset, dist, {}, source="retrieval"))
         if self.flow is not None and generative > 0:
             out += self.generative(analysis, generative)
+        if resynthesis:
+            out += clip_candidates(analysis, [out[0].preset])
         return out
 
     # -- the generative head ----------------------------------------------------
@@ -228,6 +243,23 @@ class PresetPredictor:
                 second = np.partition(pr, -2)[-2]
                 margin.append((pr[best[i]] - second, i))
         return [i for _, i in sorted(margin)[:MAX_FLIPS]]
+
+
+def clip_candidates(analysis, others: Sequence[Preset] = ()) -> list[Candidate]:
+    """Starts made of the clip (``resynthesis.starts``): its own swept table under a fitted envelope,
+    the same table with the modules of each of ``others``, or a noise start for an unpitched clip.
+
+    Empty when the clip cannot be resynthesised (nothing at its harmonics):
+    the other candidates still stand.
+    """
+    from .errors import UserError
+    from .resynthesis import starts
+
+    try:
+        made = starts(analysis, list(others))
+    except (ValueError, UserError):
+        return []
+    return [Candidate(preset, 1.0, {}, source=kind) for kind, preset in made]
 
 
 def _k_best(probs: list[np.ndarray], best: list[int], flips: list[int], k: int):

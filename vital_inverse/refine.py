@@ -12,7 +12,13 @@ How it works
 1. Every start preset is rendered at the target's note and length (MIDI
    ``target.note``, velocity 0.8, ``target.note_seconds`` held,
    ``target.render_seconds`` long) and scored; the best one is the start.
-   These renders count against the budget.
+   These renders count against the budget. For a pitched target each start
+   is first shifted onto the target's f0 (``tuning.retune``, one render
+   each), and nothing that moves the pitch is searched (every transpose and
+   tune, routes into a tune: ``tuning.pitch_locked``), so the match stays on
+   the clip's pitch; unpitched targets search them as before. A start given
+   with its ``incumbent`` score (a previous run's best, the scored
+   prediction) is not re-rendered: that score is the one to beat.
 2. A start whose filter 1 is off gets it switched on fully open (Init's
    analog 12 dB low-pass at the top cutoff, envelope 2 -> cutoff at 1e-4):
    it sounds the same (loss 0.43 against Init itself; Init vs Init 0.29) but
@@ -37,7 +43,8 @@ How it works
    preset's output level is not what we match; the exported preset keeps its
    own level), then auraloss ``MultiResolutionSTFTLoss()`` with its defaults,
    one sound per call (equal to ``metrics.mrstft`` to ~1e-6) against the
-   target. No log-mel term: it did not improve MSS (below).
+   target. No log-mel term: it did not improve MSS (below). A render below
+   -60 dBFS RMS is a failed candidate (``FAILED_LOSS``), in the workers too.
 6. Noise: Vita renders differ run to run (random oscillator/unison phases,
    noise), so the minimum of a population is biased low. When a generation's
    best beats the incumbent it is re-rendered ``RESCORE_RENDERS`` more times

@@ -26,14 +26,24 @@ closes that gap:
    length, with Vital's envelope maths (``envelope``: sections of
    ``powerScale``; amplitude = value squared, measured on Vita). What the
    envelope misses (within +-``max_level_db``) is left in the frames' levels.
-4. **Unpitched clips** (``noise_start``): the sample oscillator's white noise
+4. **Noise** (``noise_layer``): where the clip has power between its
+   harmonics (breath, bow, detuned stacks), a second start adds the sample
+   oscillator's white noise through filter 2 (a low-pass at that residual's
+   roll-off), its level set from two renders to a share of the residual
+   (``NOISE_SHARE_GAIN``: the full share measured too loud).
+5. **Unpitched clips** (``noise_start``): the sample oscillator's white noise
    through filter 1 (a low-pass at the clip's spectral roll-off) under the
-   fitted envelope.
-5. **Mixed starts** (``mixed_start``): the clip's table and sweep in
+   fitted envelope; if intake's detector still finds an f0 (a chord, a
+   detuned stack), the resynthesis starts too, transposed onto it.
+6. **Mixed starts** (``mixed_start``): the clip's table and sweep in
    oscillator 1 with everything else (filters, envelopes, effects, the other
    oscillators) from a predicted preset.
 
-All starts are ordinary ``Preset``s (ParamSpace values + the custom table in
+Not done: stereo width as unison (measured on 8 presets at MIDI 60: 3-7
+detuned voices raised MSS on 7 of 8, by up to 3 dB; 2 voices changed it by
+0.2 dB at most; so the starts stay one voice, centred) and a
+pitch envelope for pitched drums (no envelope -> pitch route in the
+ParamSpace). All starts are ordinary ``Preset``s (ParamSpace values + the custom table in
 ``custom_wavetables`` + a base document carrying LFO 1's one-shot mode), so
 rendering, scoring, refinement (which then searches their envelope times,
 sweep rate and amount, filter...) and export treat them like any other.
@@ -42,7 +52,6 @@ sweep rate and amount, filter...) and export treat them like any other.
 from __future__ import annotations
 
 import copy
-import json
 import math
 from dataclasses import dataclass
 
@@ -54,6 +63,7 @@ from .preset import Preset, _init_doc, with_custom_wavetable
 from .wavetables import (
     MAX_POSITION,
     Wavetable,
+    WavetableError,
     align_cycle_phase,
     frames_from_spectra,
     harmonic_track,
@@ -65,7 +75,10 @@ __all__ = [
     "envelope",
     "fit_envelope",
     "mixed_start",
+    "noise_layer",
     "noise_start",
+    "residual_fraction",
+    "spectral_flatness",
     "resynthesis_start",
     "starts",
 ]
@@ -76,6 +89,10 @@ _LFO_ONE_SHOT = "Envelope"  # Vital's LFO sync type that runs once per note and 
 _ENV_HOP_S = 0.01  # RMS envelope hop for the fit
 _FLOOR_DB = -60.0  # envelope fit and level contour ignore what lies below this (re the clip's peak)
 _QUIET_DB = -50.0
+#: Unpitched clips at least this flat (white noise ~0.56; chords, detuned stacks, tonal drums < 0.03)
+#: get the noise start; flatter-sounding tonal clips got a noise start that MRSTFT preferred and MSS did not.
+NOISY_FLATNESS = 0.1
+NOISE_SHARE_GAIN = 0.06  # the noise layer gets this share of the inharmonic power (measured: the full share is too loud)
 _TRUSTED_ENV_DB = -30.0  # the level contour is measured only where the fitted envelope is above this  # positions quieter than this borrow the spectral shape of a louder neighbour
 
 
@@ -299,12 +316,16 @@ def _sweep_values(analysis: Analysis, space: ParamSpace) -> dict[str, float]:
     """Oscillator 1 and LFO 1 settings that play the clip's table in time with the clip."""
     period = max(float(analysis.audio.shape[-1]) / analysis.sample_rate, 0.05)
     freq = space["lfo_1_frequency"]
-    tune = space["osc_1_tune"]
+    tune, transpose = space["osc_1_tune"], space["osc_1_transpose"]
+    # the table's cycle is one period of f0: shift the played note onto f0 (cents for a pitched clip,
+    # whole semitones too for an "unpitched" clip played at MIDI 60 whose f0 could still be measured)
+    semitones = 12.0 * math.log2(float(analysis.f0_hz) / (440.0 * 2 ** ((analysis.note - 69) / 12)))
+    whole = float(np.clip(round(semitones), transpose.min, transpose.max))
     return {
         "osc_1_on": space["osc_1_on"].option_values[1],
         "osc_1_wave_frame": 0.0,
-        "osc_1_transpose": 0.0,
-        "osc_1_tune": float(np.clip(analysis.cents / 100.0, tune.min, tune.max)),
+        "osc_1_transpose": whole,
+        "osc_1_tune": float(np.clip(semitones - whole, tune.min, tune.max)),
         "osc_1_unison_voices": 1.0,
         "osc_1_spectral_morph_type": space["osc_1_spectral_morph_type"].option_values[0],
         "osc_1_distortion_type": space["osc_1_distortion_type"].option_values[0],
@@ -365,27 +386,137 @@ def noise_start(analysis: Analysis, space: ParamSpace | None = None) -> Preset:
                               comments="Noise start fitted to the clip by Vital Inverse")
 
 
-def starts(analysis: Analysis, others: list[Preset] | tuple = (), config: ResynthesisConfig = ResynthesisConfig(),
-           space: ParamSpace | None = None) -> list[tuple[str, Preset]]:
-    """Every start made of the clip: (kind, preset) with kind "resynthesis", "mixed" or "noise".
+_RESIDUAL_CYCLES = 12  # periods per window when measuring the inharmonic share (narrow harmonic lobes)
 
-    Pitched clips: the resynthesis start, then one mixed start per preset in
+
+def residual_fraction(analysis: Analysis) -> float:
+    """Share (0..1) of the clip's power that is not at the harmonics of its f0 (breath, bow, hammer noise).
+
+    Harmonic power from Hann windows of 12 periods, each centred on a
+    sample of the clip (so the window's power matches the clip's); a
+    window's main lobes catch 1.5 / 12 of white noise's power as
+    "harmonic", which is added back.
+    """
+    mono = np.asarray(analysis.audio, dtype=np.float64).mean(axis=0)
+    centres = np.linspace(0, len(mono) - 1, 64).round().astype(np.int64)
+    spectra = harmonic_track(mono, int(analysis.sample_rate), float(analysis.f0_hz), centres, _RESIDUAL_CYCLES)
+    harmonic = np.sum(np.abs(spectra[:, 1:]) ** 2 / 2, axis=1)
+    length = int(min(len(mono), round(_RESIDUAL_CYCLES * analysis.sample_rate / float(analysis.f0_hz))))
+    firsts = np.clip(centres - length // 2, 0, len(mono) - length)
+    window = np.hanning(length) ** 2
+    total = np.array([np.sum(mono[f : f + length] ** 2 * window) / window.sum() for f in firsts])
+    loud = total > 1e-4 * total.max()
+    share = 1.0 - float(harmonic[loud].sum()) / max(float(total[loud].sum()), 1e-20)
+    return float(np.clip(share / (1.0 - 1.5 / _RESIDUAL_CYCLES), 0.0, 1.0))
+
+
+def _residual_rolloff_note(analysis: Analysis, fraction: float = 0.85) -> float:
+    """Like _rolloff_note, over the bins between the harmonics only (what the noise layer must cover)."""
+    mono = np.asarray(analysis.audio, dtype=np.float64).mean(axis=0)
+    n_fft = 4096
+    frames = [mono[i : i + n_fft] * np.hanning(n_fft) for i in range(0, max(1, len(mono) - n_fft), n_fft // 2)]
+    power = np.mean([np.abs(np.fft.rfft(f, n_fft)) ** 2 for f in frames], axis=0)
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / analysis.sample_rate)
+    f0 = float(analysis.f0_hz)
+    between = np.abs(freqs / f0 - np.round(freqs / f0)) > 0.25
+    cum = np.cumsum(np.where(between, power, 0.0))
+    hz = float(freqs[int(np.searchsorted(cum, fraction * cum[-1]))]) if cum[-1] > 0 else 1000.0
+    return 69.0 + 12.0 * math.log2(max(hz, 20.0) / 440.0)
+
+
+def noise_layer(analysis: Analysis, start: Preset, renderer=None, space: ParamSpace | None = None,
+                min_fraction: float = 0.05) -> Preset | None:
+    """``start`` plus the sample oscillator's white noise through filter 2 (a low-pass at the roll-off of
+    what lies between the harmonics), at the level of the clip's inharmonic share; None when that share is
+    below ``min_fraction``.
+
+    The level is set from two renders (``renderer``, default this thread's):
+    the start alone and the noise alone at a reference level; Vital's sample
+    level is quadratic (amplitude ~ level^2), so power ~ level^4.
+    """
+    from .synth import thread_renderer
+
+    space = space or default_space()
+    share = residual_fraction(analysis)
+    if share < min_fraction:
+        return None
+    renderer = renderer or thread_renderer()
+    dest, cutoff, level = space["sample_destination"], space["filter_2_cutoff"], space["sample_level"]
+    noisy = start.with_values({
+        "sample_on": space["sample_on"].option_values[1],
+        "sample_destination": dest.option_values[dest.options.index("FILTER 2")],
+        "filter_2_on": space["filter_2_on"].option_values[1],
+        "filter_2_cutoff": float(np.clip(_residual_rolloff_note(analysis, 0.5), cutoff.min, cutoff.max)),
+        "sample_level": 0.5,
+    })
+    args = (analysis.note, 0.8, float(analysis.note_seconds), float(analysis.render_seconds))
+    power = lambda p: float(np.mean(np.square(renderer.render(p, *args), dtype=np.float64)))  # noqa: E731
+    tonal = power(start)
+    alone = power(noisy.with_values({"osc_1_on": space["osc_1_on"].option_values[0]}))
+    if not (tonal > 0 and alone > 0):
+        return None
+    want = NOISE_SHARE_GAIN * share / max(1.0 - share, 1e-3) * tonal
+    value = float(np.clip(0.5 * (want / alone) ** 0.25, level.min, level.max))
+    return noisy.with_values({"sample_level": value}).with_meta(
+        comments="Resynthesised from the clip by Vital Inverse (with its noise)")
+
+
+def spectral_flatness(analysis: Analysis) -> float:
+    """Spectral flatness of the clip (0 tonal .. 1 white noise): librosa's per frame, geometric mean
+    weighted by frame power, so quiet tails do not count."""
+    import librosa
+
+    mono = np.asarray(analysis.audio, dtype=np.float32).mean(axis=0)
+    flat = librosa.feature.spectral_flatness(y=mono, n_fft=2048, hop_length=512)[0]
+    weight = librosa.feature.rms(y=mono, frame_length=2048, hop_length=512)[0] ** 2
+    n = min(len(flat), len(weight))
+    return float(np.exp(np.sum(weight[:n] * np.log(flat[:n] + 1e-12)) / max(float(weight[:n].sum()), 1e-20)))
+
+
+def _weakly_pitched(analysis: Analysis) -> Analysis | None:
+    """An unpitched clip with the f0 intake's detector still finds (a detuned stack, a chord, a wobbling
+    lead), as an Analysis carrying it; None for noise. Its note stays intake's (MIDI 60)."""
+    from dataclasses import replace
+
+    from .intake import detect_pitch
+
+    f0, _ = detect_pitch(np.asarray(analysis.audio).mean(axis=0), int(analysis.sample_rate))
+    if f0 is None or not np.isfinite(f0) or f0 <= 0:
+        return None
+    return replace(analysis, f0_hz=float(f0))
+
+
+def starts(analysis: Analysis, others: list[Preset] | tuple = (), config: ResynthesisConfig = ResynthesisConfig(),
+           space: ParamSpace | None = None, noise: bool = True) -> list[tuple[str, Preset]]:
+    """Every start made of the clip: (kind, preset) with kind "resynthesis", "resynthesis+noise", "mixed"
+    or "noise".
+
+    Pitched clips: the resynthesis start, the same with a noise layer (when
+    ``noise`` and the clip has a noticeable inharmonic share: two renders to
+    set its level), then one mixed start per preset in
     ``others`` (the predictor's candidates to borrow modules from). Unpitched
-    clips (or a table that cannot be made): the noise start.
+    clips: the noise start if the clip is noise-like (``NOISY_FLATNESS``),
+    and the resynthesis starts when intake's detector still finds an f0;
+    possibly none (the predictor's candidates then stand alone).
     """
     space = space or default_space()
+    out: list[tuple[str, Preset]] = []
     if analysis.f0_hz is None or not analysis.pitched:
-        return [("noise", noise_start(analysis, space))]
+        if spectral_flatness(analysis) >= NOISY_FLATNESS:
+            out.append(("noise", noise_start(analysis, space)))
+        analysis = _weakly_pitched(analysis)
+        if analysis is None:
+            return out
     try:
         env = fit_envelope(analysis, space)
         table = clip_wavetable(analysis, env, config)
-    except ValueError:
-        return [("noise", noise_start(analysis, space))]
-    out = [("resynthesis", resynthesis_start(analysis, config, space, table=table, env=env))]
+    except (ValueError, WavetableError):
+        return out
+    start = resynthesis_start(analysis, config, space, table=table, env=env)
+    out.append(("resynthesis", start))
+    if noise:
+        noisy = noise_layer(analysis, start, space=space)
+        if noisy is not None:
+            out.append(("resynthesis+noise", noisy))
     out += [("mixed", mixed_start(analysis, p, table, space)) for p in others]
     return out
-
-
-def table_json_size(preset: Preset) -> int:
-    """Bytes of preset JSON the custom tables take (for reports)."""
-    return sum(len(json.dumps(t)) for t in preset.custom_wavetables.values())

@@ -70,10 +70,10 @@ class MatchState:
 
     analysis: Analysis
     candidates: list  # list[predict.Candidate], best first by probability
-    candidate_losses: list[float]  # loss of each candidate's render, in candidate order
+    candidate_losses: list[float]  # loss of one render of each candidate, in candidate order
     best_index: int  # the candidate with the lowest loss
     predicted_audio: np.ndarray = field(repr=False)  # its render, matched to the clip (length, RMS)
-    predicted_loss: float
+    predicted_loss: float  # mean loss of fresh renders of the best candidate (as refinement scores its incumbent)
     refined: Preset | None = None
     refined_audio: np.ndarray | None = field(default=None, repr=False)
     refined_loss: float | None = None
@@ -271,8 +271,9 @@ def analyze_clip(path, predictor, renderer, k: int = 4, *, limits: IntakeLimits 
     # fresh renders, as refinement scores every incumbent, so "predicted" and "refined" compare honestly.
     fresh, _, fresh_audio = _render_and_score(renderer, [candidates[best].preset] * _rescore_renders(), analysis)
     finite = [x for x in fresh if math.isfinite(x)]
+    predicted_loss = float(losses[best])
     if finite and fresh_audio is not None:
-        losses[best], matched = float(np.mean(finite)), fresh_audio
+        predicted_loss, matched = float(np.mean(finite)), fresh_audio
     timings["render_score"] = time.perf_counter() - t
     timings["analyze_total"] = time.perf_counter() - t0
     say(1.0, "Done")
@@ -282,7 +283,7 @@ def analyze_clip(path, predictor, renderer, k: int = 4, *, limits: IntakeLimits 
         candidate_losses=losses,
         best_index=best,
         predicted_audio=matched,
-        predicted_loss=float(losses[best]),
+        predicted_loss=predicted_loss,
         timings=timings,
     )
 
@@ -380,7 +381,7 @@ def parameter_table(preset: Preset, renderer=None, locked: frozenset[str] | set[
             setting = i.display_name
             if s.kind != "modulation" and setting.startswith(s.title + " ") and len(setting) > len(s.title) + 1:
                 setting = setting[len(s.title) + 1:]
-            note = "; ".join(x for x in ("🔒 locked" if i.name in locked else "", i.hint,
+            note = "; ".join(x for x in ("locked" if i.name in locked else "", i.hint,
                                          "as in Init" if not i.changed else "") if x)
             rows.append([s.title, setting, i.text_value, note])
     return rows
@@ -474,6 +475,8 @@ def match_clip(path, refine_evals: int = 0, seed: int = 0, out: str | Path | Non
         "pitched": bool(a.pitched),
         "confidence": float(a.confidence),
         "f0_hz": a.f0_hz,
+        "chord": [int(n) for n in a.chord],
+        "notices": list(a.notices),
         "note_seconds": float(a.note_seconds),
         "render_seconds": float(a.render_seconds),
         "losses": {

@@ -263,9 +263,15 @@ def _wavetable_item(p: Param, preset: Preset, space: ParamSpace, raw: float) -> 
     where = f"Oscillator {k}'s wavetable display"
     custom = preset.custom_wavetables.get(k)
     if custom is not None:
+        sweep = "" if k != 1 or abs(float(preset.values.get("mod_lfo1_osc1_frame", 0.0))) < 1e-6 else (
+            "Its frames follow the clip from start to end, and LFO 1 (Sync Type `Envelope`: it runs once "
+            "per note) moves Wave Frame through them, so each moment of the note plays the cycle taken at "
+            "that moment of the clip. ")
         is_init, how = False, (
-            f"`{name}` was taken from your clip, one single cycle per frame. It is stored in the downloaded "
-            f"preset: open that preset in Vital, right-click {where} and choose Save to Wavetables to keep it "
+            f"`{name}` was taken from your clip, one single cycle per frame; it is not one of Vital's tables. "
+            f"{sweep}The downloaded preset carries the table itself: open that preset in Vital and the table "
+            f"is there (the pencil button under {where} opens Vital's wavetable editor, which shows its "
+            f"frames); right-click {where} and choose Save to Wavetables to keep it "
             f"(or Copy, then Paste it onto an oscillator of another patch). To build a similar table yourself, "
             f"drag a short, steady recording of the note onto {where} and drop it on PITCH SPLICE: Vital "
             f"finds the pitch and cuts single cycles out of the audio (drop it on VOCODE instead for breathy "
@@ -326,6 +332,12 @@ def _sync_items(key: str, synth, st: Mapping) -> list[Item]:
     text = synth.get_control_text(sync)
     raw = float(st.get(sync, d.default_value))
     out.append(Item(sync, d.display_name, text, sync, raw, changed=not _close(raw, d.default_value)))
+    mode = f"{key}_sync_type"
+    if key.startswith("lfo_") and mode in st:  # Trigger / Envelope (one-shot) / ...: shown when not the default
+        dm = synth.get_control_details(mode)
+        mraw = float(st[mode])
+        if not _close(mraw, dm.default_value):
+            out.append(Item(mode, dm.display_name, synth.get_control_text(mode), mode, mraw, changed=True))
     if text.startswith("Tempo"):
         tempo = f"{key}_tempo"
         dt = synth.get_control_details(tempo)
