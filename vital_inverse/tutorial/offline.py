@@ -211,23 +211,24 @@ def _variations(report: Report) -> list[str]:
             f"**Tighten the tail:** shorten **{release.display_name}** (now `{release.text_value}`) for "
             f"cleaner, more rhythmic phrasing."
         )
-    for s in oscs:
-        frame = report.item(f"{s.key}_wave_frame")
-        if frame is not None:
-            out.append(
-                f"**Move through the wavetable:** sweep **{frame.display_name}** (now `{frame.text_value}`) "
-                f"while a note plays, and keep the frame you like."
-            )
-            break
-    for f in filters:
-        res = report.item(f"{f.key}_resonance")
-        if res is not None:
-            out.append(
-                f"**Add bite:** turn up **{res.display_name}** (now `{res.text_value}`) for a sharper peak "
-                f"at the cutoff."
-            )
-            break
+    frame = _first_item(report, oscs, "wave_frame")
+    if frame is not None:
+        out.append(
+            f"**Move through the wavetable:** sweep **{frame.display_name}** (now `{frame.text_value}`) "
+            f"while a note plays, and keep the frame you like."
+        )
+    res = _first_item(report, filters, "resonance")
+    if res is not None:
+        out.append(
+            f"**Add bite:** turn up **{res.display_name}** (now `{res.text_value}`) for a sharper peak "
+            f"at the cutoff."
+        )
     return out[:3]
+
+
+def _first_item(report: Report, sections: list[Section], setting: str) -> Item | None:
+    """The first of ``sections``' items named ``<section key>_<setting>`` that the report shows."""
+    return next((i for s in sections if (i := report.item(f"{s.key}_{setting}")) is not None), None)
 
 
 def tutorial_from_report(report: Report, note: int | None = None, pitched: bool = True) -> str:
