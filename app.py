@@ -98,8 +98,9 @@ def _note_markdown(m: session.MatchState) -> str:
                 f"C4 (MIDI 60). Note length {a.note_seconds:.2f} s held, {a.render_seconds:.2f} s in all.{extra}")
     hz = f"{a.f0_hz:.1f} Hz, " if a.f0_hz else ""
     if len(a.chord) > 1:
-        extra += (f"\n\n⚠️ **More than one note** ({' '.join(librosa.midi_to_note(n, unicode=False) for n in a.chord)}): matched "
-                  f"at the lowest, {librosa.midi_to_note(a.note, unicode=False)}. For a closer match, upload a clip of one note.")
+        names = librosa.midi_to_note(list(a.chord), unicode=False)
+        extra += (f"\n\n⚠️ **More than one note** ({' '.join(names)}): matched at the lowest, {names[0]}. "
+                  f"For a closer match, upload a clip of one note.")
     return (f"### Detected note: {a.note_name()}\n"
             f"MIDI {a.note} ({hz}pitch confidence {a.confidence:.2f}); key held {a.note_seconds:.2f} s, "
             f"{a.render_seconds:.2f} s in all.{extra}")
