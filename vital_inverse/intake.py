@@ -947,8 +947,9 @@ def detect_chord(mono: np.ndarray, sample_rate: int, f0: float | None) -> tuple[
         k = strong / (notes[0] / d)
         kr = np.round(k)
         if np.all(np.abs(k - kr) <= 0.02 * k):
-            ks = {int(v) for v in kr}
-            span = range(d, min(4 * d, max(ks)) + 1)
+            weak = freqs / (notes[0] / d)  # gaps are counted over every partial (a decaying pluck's weak ones too)
+            ks = {int(v) for v in np.round(weak[np.abs(weak - np.round(weak)) <= 0.02 * weak])}
+            span = range(d, min(4 * d, int(kr.max())) + 1)
             if len(span) >= 3 and len(ks & set(span)) >= CHORD_GAPLESS * len(span):
                 return ()  # harmonics d, d+1, d+2 ... all there: one note without its fundamental
     return tuple(notes) if len(notes) >= 2 else ()
