@@ -256,10 +256,24 @@ DISTANCE_DETAILS = ("**Spectral distance** is the multi-resolution STFT loss (au
                     "differ by a little (Vital's voices are not bit-identical).")
 
 
+#: candidates built from the clip itself (predict's resynthesis sources), in a musician's words
+CLIP_WORDS = {
+    "resynthesis": "a sound built from your clip itself (its own wavetable, under a fitted envelope)",
+    "resynthesis+noise": "a sound built from your clip itself (its own wavetable and noise, fitted envelope)",
+    "mixed": "the model's best guess playing your clip's own wavetable",
+    "noise": "noise through a filter, shaped like your clip",
+}
+
+
 def _candidate_words(c) -> str:
     """What a candidate is, in a musician's words (its technical label goes to the details)."""
-    if getattr(c, "source", "network") == "retrieval":
-        return "a preset from our library (the one that sounds most like your note)"
+    source = getattr(c, "source", "network")
+    if source == "retrieval":
+        return "a preset from our library (one that sounds much like your note)"
+    if source in CLIP_WORDS:
+        return CLIP_WORDS[source]
+    if source == "generative":
+        return "a sketch from the model's generative head"
     if not c.changes:
         return "the model's best guess"
     from vital_inverse.params import default_space
@@ -724,13 +738,11 @@ def _retrieval_count() -> int:
 
 
 def about_text() -> str:
-    """The About tab, with the candidate count the status line will show."""
+    """The About tab; it names the kinds of candidate the status line counts."""
     r = _retrieval_count()
-    words = {1: "One", 2: "Two", 3: "Three", 4: "Four", 5: "Five", 6: "Six", 7: "Seven", 8: "Eight"}
-    total = K_CANDIDATES + r
-    candidates = (f"{words.get(total, total)} candidates ({K_CANDIDATES} from the network and the {r} presets of "
-                  f"its training library that sound most like your note)" if r else
-                  f"{words.get(total, total)} candidates")
+    library = f", the {r} presets of its training library that sound most like your note" if r else ""
+    candidates = (f"Several candidates (the network's {K_CANDIDATES} most probable presets{library}, and presets "
+                  f"built from your clip itself: its own wavetable, swept in time, under a fitted envelope)")
     return ABOUT.format(candidates=candidates, min_note=MIN_NOTE_SECONDS)
 
 

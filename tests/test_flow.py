@@ -107,7 +107,7 @@ def test_train_flow_saves_a_head_the_predictor_samples(tiny_checkpoint, space, r
     assert np.isfinite(best["val_loss"]) and (out / FLOW_WEIGHTS).exists()
     record = json.loads((out / FLOW_CONFIG).read_text())
     assert record["config"]["space_hash"] == space.hash and record["training"]["device"] == "cpu"
-    assert list((root / "cache").glob("emb-*.npy")), "embeddings are cached for the next run"
+    assert list((root / "cache").glob("cond-*.npy")), "conditions are cached for the next run"
 
     predictor = PresetPredictor.load(out)
     assert predictor.flow is not None

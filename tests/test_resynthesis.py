@@ -155,6 +155,7 @@ def test_unpitched_clip_gets_a_noise_start(renderer):
     burst = rng.normal(0, 0.3, (2, n)) * np.exp(-np.arange(n) / (0.12 * SR))
     a = analyze(burst.astype(np.float32), SR, "burst")
     assert not a.pitched
+    assert rs.spectral_flatness(a) > 0.3
     kind, start = rs.starts(a)[0]
     assert kind == "noise" and start.values["sample_on"] == 1.0
     out = _render(renderer, start, a)
@@ -166,6 +167,7 @@ def test_mixed_start_keeps_the_other_presets_modules(renderer):
     other = Preset.from_values({"filter_1_on": "On", "filter_1_cutoff": 80.0, "reverb_on": "On", "osc_2_on": "On"})
     truth = with_custom_wavetable(Preset.from_values({"env_1_sustain": 0.8}), 1, _known_table())
     a = analyze(_render(renderer, truth), SR, "mixed")
+    assert rs.spectral_flatness(a) < 0.05  # tonal: an unpitched verdict would not get a noise start
     kinds = rs.starts(a, [other])
     assert kinds[0][0] == "resynthesis" and kinds[-1][0] == "mixed"
     mixed = kinds[-1][1]

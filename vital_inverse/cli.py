@@ -205,7 +205,7 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=60)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--lr", type=_positive, default=1e-3)
-    p.add_argument("--hidden", type=int, default=512)
+    p.add_argument("--hidden", type=int, default=384)
     p.add_argument("--blocks", type=int, default=4)
     p.add_argument("--dropout", type=float, default=0.1)
     p.add_argument("--emb-noise", type=float, default=0.1, help="embedding noise during training, in per-dimension stds")

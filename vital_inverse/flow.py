@@ -14,8 +14,11 @@ mapped from [0, 1] to [-1, 1]; each categorical as its one-hot block mapped
 to {-1, +1} (the relaxation of Hayes et al.), decoded by arg-max.
 
 Model (``VelocityNet``): a residual MLP v(x_t, t | c) with the condition
-c = frozen encoder embedding of the clip (B, D) + detected MIDI note; the
-embedding is replaced by a learned null vector for a fraction of training
+c = ``condition``: the frozen predictor's encoder embedding of the clip
+(B, D) and its regression heads' outputs for the detected note (a strong
+centre the flow spreads around; the heads were trained on more presets than
+a session can render for the flow), + the MIDI note; the condition is
+replaced by a learned null vector for a fraction of training
 examples so sampling can use classifier-free guidance. Trained with the
 rectified-flow objective: x_t = (1 - t) x0 + t x1, x0 ~ N(0, I), target
 velocity x1 - x0. Sampling integrates dx/dt = v from t = 0 to 1 with Heun
@@ -66,8 +69,8 @@ class FlowConfig:
 
     n_continuous: int = 0
     categorical_sizes: list[int] = field(default_factory=list)
-    cond_dim: int = 384
-    hidden: int = 512
+    cond_dim: int = 384 + 373  # encoder embedding + heads' outputs (see ``condition``)
+    hidden: int = 384
     blocks: int = 4
     time_dim: int = 64
     note_dim: int = 32
@@ -210,6 +213,15 @@ class VelocityNet(nn.Module):
         return self.out(h)
 
 
+@torch.no_grad()
+def condition(model: nn.Module, x: torch.Tensor, note: torch.Tensor) -> torch.Tensor:
+    """The flow's condition from the frozen predictor: encoder embedding (B, D) ++ heads' continuous (B, n_plain),
+    route amounts (B, n_routes) and softmax per categorical (B, sum sizes) for MIDI ``note`` (B,)."""
+    emb = model.embed(x)
+    plain, routes, logits = model.heads(emb, note)
+    return torch.cat([emb, plain, routes, *[torch.softmax(l, 1) for l in logits]], dim=1)
+
+
 def flow_loss(net: VelocityNet, x1: torch.Tensor, emb: torch.Tensor, note: torch.Tensor,
               generator: torch.Generator | None = None) -> torch.Tensor:
     """Rectified-flow loss for a batch: mean squared error of the velocity, (B, V) targets in [-1, 1]."""
@@ -226,8 +238,22 @@ def flow_loss(net: VelocityNet, x1: torch.Tensor, emb: torch.Tensor, note: torch
 @torch.no_grad()
 def sample(net: VelocityNet, emb: torch.Tensor, note: int | torch.Tensor, k: int, steps: int | None = None,
            guidance: float | None = None, seed: int | None = 0) -> torch.Tensor:
-    """K samples (K, V) for one clip's embedding (D,) or (1, D): Heun integration of dx/dt = v from noise."""
+    """K samples (K, V) for one clip's condition (C,) or (1, C): Heun integration of dx/dt = v from noise."""
     net.eval()
+    threads = torch.get_num_threads()
+    if device_of(net).type == "cpu":
+        torch.set_num_threads(1)  # a (K, H) MLP gains nothing from threads, and OpenMP spins when cores are shared
+    try:
+        return _sample(net, emb, note, k, steps, guidance, seed)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def device_of(net: nn.Module) -> torch.device:
+    return next(net.parameters()).device
+
+
+def _sample(net, emb, note, k, steps, guidance, seed) -> torch.Tensor:
     device = next(net.parameters()).device
     steps = int(steps or net.cfg.steps)
     w = float(net.cfg.guidance if guidance is None else guidance)
@@ -275,13 +301,14 @@ def encoder_fingerprint(model: nn.Module) -> str:
 
 
 def save_flow(folder: str | Path, net: VelocityNet, record: dict | None = None) -> Path:
-    """Write ``flow.safetensors`` (float32) and ``flow.json`` (config + training record) into a checkpoint folder."""
+    """Write ``flow.safetensors`` (float16: half the size, same samples to ~1e-3) and ``flow.json`` (config +
+    training record) into a checkpoint folder."""
     from safetensors.torch import save_file
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / (FLOW_WEIGHTS + ".tmp")
-    save_file({k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}, str(tmp))
+    save_file({k: v.detach().contiguous().cpu().half() for k, v in net.state_dict().items()}, str(tmp))
     tmp.replace(folder / FLOW_WEIGHTS)
     (folder / FLOW_CONFIG).write_text(json.dumps({"config": net.cfg.to_dict(), "training": record or {}}, indent=2))
     return folder / FLOW_WEIGHTS
@@ -299,7 +326,7 @@ def load_flow(folder: str | Path, space_hash: str, fingerprint: str, device: str
         return None
     try:
         cfg = FlowConfig.from_dict(json.loads((folder / FLOW_CONFIG).read_text())["config"])
-        weights = load_file(str(folder / FLOW_WEIGHTS))
+        weights = {k: v.float() for k, v in load_file(str(folder / FLOW_WEIGHTS)).items()}
     except Exception as e:
         raise CheckpointError(f"{folder / FLOW_WEIGHTS} is unreadable ({e}); retrain it with `vital-inverse train-flow`") from None
     if cfg.space_hash != space_hash or cfg.encoder_fingerprint != fingerprint:

@@ -202,9 +202,11 @@ class PresetPredictor:
 
     # -- the generative head ----------------------------------------------------
     @torch.no_grad()
-    def embedding(self, audio: np.ndarray) -> torch.Tensor:
-        """The encoder's embedding of one clip: (D,)."""
-        return self.model.embed(self.model_input(audio))[0]
+    def flow_condition(self, audio: np.ndarray, note: int) -> torch.Tensor:
+        """The generative head's condition for one clip (``flow.condition``): (C,)."""
+        from .flow import condition
+
+        return condition(self.model, self.model_input(audio), torch.tensor([int(note)]))[0]
 
     def flow_samples(self, analysis, k: int, seed: int = 0) -> np.ndarray:
         """K samples of the generative head for a clip: (K, V) flow vectors (``flow.FlowCodec`` layout)."""
@@ -212,7 +214,8 @@ class PresetPredictor:
 
         if self.flow is None:
             raise ValueError("this checkpoint has no generative head (flow.safetensors)")
-        return sample(self.flow, self.embedding(analysis.audio), int(analysis.note), int(k), seed=seed).numpy()
+        cond = self.flow_condition(analysis.audio, analysis.note)
+        return sample(self.flow, cond, int(analysis.note), int(k), seed=seed).numpy()
 
     def generative(self, analysis, k: int = GENERATIVE_K, seed: int = 0) -> list[Candidate]:
         """K presets sampled from p(preset | clip, note), in sampling order (not ranked: render them to choose)."""

@@ -78,6 +78,7 @@ __all__ = [
     "noise_layer",
     "noise_start",
     "residual_fraction",
+    "spectral_flatness",
     "resynthesis_start",
     "starts",
 ]
@@ -88,6 +89,9 @@ _LFO_ONE_SHOT = "Envelope"  # Vital's LFO sync type that runs once per note and 
 _ENV_HOP_S = 0.01  # RMS envelope hop for the fit
 _FLOOR_DB = -60.0  # envelope fit and level contour ignore what lies below this (re the clip's peak)
 _QUIET_DB = -50.0
+#: Unpitched clips at least this flat (white noise ~0.56; chords, detuned stacks, tonal drums < 0.03)
+#: get the noise start; flatter-sounding tonal clips got a noise start that MRSTFT preferred and MSS did not.
+NOISY_FLATNESS = 0.1
 NOISE_SHARE_GAIN = 0.06  # the noise layer gets this share of the inharmonic power (measured: the full share is too loud)
 _TRUSTED_ENV_DB = -30.0  # the level contour is measured only where the fitted envelope is above this  # positions quieter than this borrow the spectral shape of a louder neighbour
 
@@ -457,6 +461,18 @@ def noise_layer(analysis: Analysis, start: Preset, renderer=None, space: ParamSp
         comments="Resynthesised from the clip by Vital Inverse (with its noise)")
 
 
+def spectral_flatness(analysis: Analysis) -> float:
+    """Spectral flatness of the clip (0 tonal .. 1 white noise): librosa's per frame, geometric mean
+    weighted by frame power, so quiet tails do not count."""
+    import librosa
+
+    mono = np.asarray(analysis.audio, dtype=np.float32).mean(axis=0)
+    flat = librosa.feature.spectral_flatness(y=mono, n_fft=2048, hop_length=512)[0]
+    weight = librosa.feature.rms(y=mono, frame_length=2048, hop_length=512)[0] ** 2
+    n = min(len(flat), len(weight))
+    return float(np.exp(np.sum(weight[:n] * np.log(flat[:n] + 1e-12)) / max(float(weight[:n].sum()), 1e-20)))
+
+
 def _weakly_pitched(analysis: Analysis) -> Analysis | None:
     """An unpitched clip with the f0 intake's detector still finds (a detuned stack, a chord, a wobbling
     lead), as an Analysis carrying it; None for noise. Its note stays intake's (MIDI 60)."""
@@ -479,13 +495,15 @@ def starts(analysis: Analysis, others: list[Preset] | tuple = (), config: Resynt
     ``noise`` and the clip has a noticeable inharmonic share: two renders to
     set its level), then one mixed start per preset in
     ``others`` (the predictor's candidates to borrow modules from). Unpitched
-    clips (or a table that cannot be made): the noise start, then the
-    resynthesis starts too when intake's detector still finds an f0.
+    clips: the noise start if the clip is noise-like (``NOISY_FLATNESS``),
+    and the resynthesis starts when intake's detector still finds an f0;
+    possibly none (the predictor's candidates then stand alone).
     """
     space = space or default_space()
     out: list[tuple[str, Preset]] = []
     if analysis.f0_hz is None or not analysis.pitched:
-        out.append(("noise", noise_start(analysis, space)))
+        if spectral_flatness(analysis) >= NOISY_FLATNESS:
+            out.append(("noise", noise_start(analysis, space)))
         analysis = _weakly_pitched(analysis)
         if analysis is None:
             return out
@@ -493,7 +511,7 @@ def starts(analysis: Analysis, others: list[Preset] | tuple = (), config: Resynt
         env = fit_envelope(analysis, space)
         table = clip_wavetable(analysis, env, config)
     except (ValueError, WavetableError):
-        return out or [("noise", noise_start(analysis, space))]
+        return out
     start = resynthesis_start(analysis, config, space, table=table, env=env)
     out.append(("resynthesis", start))
     if noise:

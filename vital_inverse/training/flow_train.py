@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Training the generative head (``vital-inverse train-flow``).
 
-The predictor's encoder stays frozen: every training clip's embedding is
+The predictor stays frozen: every training clip's condition (encoder
+embedding + the regression heads' outputs, ``flow.condition``) is
 computed once (cached under DATA/cache/), so an epoch is only the small
 velocity network's work and trains on a CPU in minutes. Pairs are
 (preset, note); the target is the preset's ``FlowCodec`` vector. AdamW,
@@ -22,7 +23,7 @@ import numpy as np
 import torch
 
 from ..data import dataset as ds
-from ..flow import FlowCodec, FlowConfig, VelocityNet, encoder_fingerprint, flow_loss, resolve_device, save_flow
+from ..flow import FlowCodec, FlowConfig, VelocityNet, condition, encoder_fingerprint, flow_loss, resolve_device, save_flow
 from ..params import default_space
 
 
@@ -37,7 +38,7 @@ class FlowTrainConfig:
     weight_decay: float = 1e-4
     warmup_steps: int = 200
     clip: float = 1.0
-    hidden: int = 512
+    hidden: int = 384
     blocks: int = 4
     dropout: float = 0.1
     cond_dropout: float = 0.1
@@ -51,24 +52,27 @@ class FlowTrainConfig:
 
 def embeddings(predictor, data: ds.LoadedData, cache_dir: Path | None, device: torch.device,
                batch: int = 256) -> np.ndarray:
-    """Frozen encoder embeddings of every stored clip: (P, N, D) float16, computed once and cached on disk."""
+    """The flow's condition (``flow.condition``) of every stored clip: (P, N, C) float16, computed once with the
+    frozen predictor and cached on disk (keyed by the encoder's fingerprint and the items)."""
     model = predictor.model
     if model.cfg.encoder != "compact":
         raise ds.DatasetError("train-flow conditions on the compact encoder's embedding; use a compact checkpoint")
-    key = f"emb-{encoder_fingerprint(model)}-{len(data.index)}-{int(data.index.sum())}"
+    key = f"cond-{encoder_fingerprint(model)}-{len(data.index)}-{int(data.index.sum())}"
     path = cache_dir / f"{key}.npy" if cache_dir else None
     if path is not None and path.exists():
         return np.load(path)
-    enc = model.encoder.to(device).eval()
+    model = model.to(device).eval()
     P, N = data.mel.shape[:2]
-    flat = data.mel.reshape(P * N, *data.mel.shape[2:])
-    out = np.zeros((P * N, model.cfg.embed_dim), np.float16)
-    with torch.no_grad():
-        for s in range(0, P * N, batch):
-            x = torch.from_numpy(flat[s:s + batch].astype(np.float32)).to(device)
-            out[s:s + batch] = enc(x).cpu().numpy().astype(np.float16)
-    model.encoder.to("cpu")
-    out = out.reshape(P, N, -1)
+    parts = []
+    for n, note in enumerate(data.meta.notes):
+        for s in range(0, P, batch):
+            x = torch.from_numpy(data.mel[s:s + batch, n].astype(np.float32)).to(device)
+            c = condition(model, x, torch.full((len(x),), int(note), device=device))
+            parts.append((n, s, c.cpu().numpy().astype(np.float16)))
+    model.to("cpu")
+    out = np.zeros((P, N, parts[0][2].shape[1]), np.float16)
+    for n, s, c in parts:
+        out[s:s + len(c), n] = c
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         np.save(path, out)
@@ -154,7 +158,9 @@ def train_flow(cfg: FlowTrainConfig, progress: bool = True) -> dict:
         if improved:
             best = dict(row)
             record = _record(cfg, train_data, val_data, best, history, time.perf_counter() - t_start, emb_seconds, device, net)
+            record["data"]["encoder_data_seed"] = predictor.info.data.get("seed")
             save_flow(cfg.out, net, record)
+            update_card(Path(cfg.out), record, fcfg)
         print(f"flow epoch {epoch + 1}: train {row['train_loss']:.4f} val {row['val_loss']:.4f}"
               f"{' *' if improved else ''} ({row['epoch_seconds']:.0f} s)", flush=True)
         if cfg.time_limit_minutes and (time.perf_counter() - t_start) / 60 > cfg.time_limit_minutes:
@@ -200,3 +206,38 @@ def _record(cfg: FlowTrainConfig, train_data: ds.LoadedData, val_data: ds.Loaded
         "parameters": int(sum(p.numel() for p in net.parameters())),
         "config": {k: v for k, v in asdict(cfg).items() if k not in ("out",)},
     }
+
+
+CARD_HEADING = "## Generative head"
+
+
+def card_section(record: dict, fcfg: FlowConfig) -> str:
+    """The model card's section on the generative head (what it is, its data and training)."""
+    d, b = record["data"], record["best"]
+    seen = ("presets the encoder never saw: its training data had seed {}".format(d.get("encoder_data_seed"))
+            if d.get("encoder_data_seed") != d["seed"] else "the presets the encoder was trained on")
+    return f"""{CARD_HEADING}
+`flow.safetensors` + `flow.json`: a conditional flow-matching model (rectified flow, {record['parameters']:,}
+parameters, residual MLP {fcfg.blocks} x {fcfg.hidden}) over the ParamSpace vector (continuous values in [-1, 1],
+each categorical a one-hot block in {{-1, 1}}, decoded by arg-max), conditioned on this checkpoint's frozen encoder
+embedding and regression-head outputs for the clip plus its MIDI note. The predictor samples K presets per clip
+({fcfg.steps} Heun steps) and renders them all; the closest is kept. Trained on {d['train_examples']} examples
+({d['train_presets']} synthetic presets of dataset seed {d['seed']}, notes {d['notes']}; {seen}), best validation flow loss {b.get('val_loss', float('nan')):.4f} at epoch {int(b.get('epoch', 0))},
+{record['seconds'] / 60:.1f} minutes on {record['device']}. Scores: BENCHMARKS.md ("Generative head").
+
+"""
+
+
+def update_card(folder: Path, record: dict, fcfg: FlowConfig) -> None:
+    """Put (or replace) the generative head's section in the checkpoint's README.md, before "## Limits"."""
+    from .. import checkpoint as ckpt
+
+    path = folder / ckpt.CARD
+    text = path.read_text() if path.exists() else ""
+    if CARD_HEADING in text:
+        head, _, rest = text.partition(CARD_HEADING)
+        nxt = rest.find("\n## ")
+        text = head + (rest[nxt + 1:] if nxt >= 0 else "")
+    section = card_section(record, fcfg)
+    text = text.replace("## Limits", section + "## Limits", 1) if "## Limits" in text else text.rstrip() + "\n\n" + section
+    path.write_text(text)
