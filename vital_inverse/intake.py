@@ -932,8 +932,9 @@ def detect_chord(mono: np.ndarray, sample_rate: int, f0: float | None) -> tuple[
         notes.append(float(f))
         if len(notes) > CHORD_MAX_NOTES:
             return ()
-    if len(notes) < 2:
-        return ()
+    if len(notes) < (2 if f0 is not None else 3):
+        return ()  # without a confident common period only three notes or more make a chord (a short low
+        # pluck's smear can look like two)
     if len(strong) > len(notes):
         # Notes of rich tones each bring their own harmonics; "notes" that are lone partials
         # among many are a single note's uneven spectrum (random partial amplitudes, formants).
