@@ -155,7 +155,8 @@ def _analysis_details(m: session.MatchState) -> str:
     times = ", ".join(f"{k} {v:.2f} s" for k, v in m.timings.items())
     return (f"{DISTANCE_DETAILS}\n\n" + "\n".join(rows)
             + f"\n\nCandidates: the network's most probable presets, then the nearest presets of its training "
-              f"library. Timings: {times or '—'}.")
+              f"library, then presets sampled from its generative head (when the checkpoint has one). "
+              f"Timings: {times or '—'}.")
 
 
 def _refine_status(m: session.MatchState, ev, budget_text: str) -> str:
@@ -542,12 +543,28 @@ def _retrieval_count() -> int:
     return int(inspect.signature(PresetPredictor.predict).parameters["retrieval"].default)
 
 
+def _generative_count() -> int:
+    """How many presets the checkpoint's generative head adds (0 when it has none)."""
+    import inspect
+
+    from vital_inverse import checkpoint as ckpt
+    from vital_inverse.flow import FLOW_WEIGHTS
+    from vital_inverse.predict import PresetPredictor
+
+    try:
+        has_flow = (ckpt.resolve(ckpt.default_source()) / FLOW_WEIGHTS).exists()
+    except ckpt.CheckpointError:
+        has_flow = False
+    return int(inspect.signature(PresetPredictor.predict).parameters["generative"].default) if has_flow else 0
+
+
 def about_text() -> str:
     """The About tab; it names the kinds of candidate the status line counts."""
-    r = _retrieval_count()
+    r, g = _retrieval_count(), _generative_count()
     library = f", the {r} presets of its training library that sound most like your note" if r else ""
-    candidates = (f"Several candidates (the network's {K_CANDIDATES} most probable presets{library}, and presets "
-                  f"built from your clip itself: its own wavetable, swept in time, under a fitted envelope)")
+    sampled = f", {g} presets sampled from its generative head" if g else ""
+    candidates = (f"Several candidates (the network's {K_CANDIDATES} most probable presets{library}{sampled}, and "
+                  f"presets built from your clip itself: its own wavetable, swept in time, under a fitted envelope)")
     return ABOUT.format(candidates=candidates, min_note=MIN_NOTE_SECONDS)
 
 

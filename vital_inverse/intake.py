@@ -932,8 +932,9 @@ def detect_chord(mono: np.ndarray, sample_rate: int, f0: float | None) -> tuple[
         notes.append(float(f))
         if len(notes) > CHORD_MAX_NOTES:
             return ()
-    if len(notes) < 2:
-        return ()
+    if len(notes) < (2 if f0 is not None else 3):
+        return ()  # without a confident common period only three notes or more make a chord (a short low
+        # pluck's smear can look like two)
     if len(strong) > len(notes):
         # Notes of rich tones each bring their own harmonics; "notes" that are lone partials
         # among many are a single note's uneven spectrum (random partial amplitudes, formants).
@@ -947,8 +948,9 @@ def detect_chord(mono: np.ndarray, sample_rate: int, f0: float | None) -> tuple[
         k = strong / (notes[0] / d)
         kr = np.round(k)
         if np.all(np.abs(k - kr) <= 0.02 * k):
-            ks = {int(v) for v in kr}
-            span = range(d, min(4 * d, max(ks)) + 1)
+            weak = freqs / (notes[0] / d)  # gaps are counted over every partial (a decaying pluck's weak ones too)
+            ks = {int(v) for v in np.round(weak[np.abs(weak - np.round(weak)) <= 0.02 * weak])}
+            span = range(d, min(4 * d, int(kr.max())) + 1)
             if len(span) >= 3 and len(ks & set(span)) >= CHORD_GAPLESS * len(span):
                 return ()  # harmonics d, d+1, d+2 ... all there: one note without its fundamental
     return tuple(notes) if len(notes) >= 2 else ()
