@@ -90,3 +90,26 @@ def test_clips_are_checked_before_analysis(tmp_path):
     text.write_text("not a recording")
     a, problem = service.check_clip(text)
     assert a is None and problem
+
+
+def test_a_dead_render_worker_is_replaced(shipped_predictor):
+    """A render worker that dies (killed, out of memory) breaks the pool; the service starts a fresh one."""
+    import concurrent.futures
+    import os
+    import signal
+
+    from vital_inverse import session
+
+    s = service.Service(workers=1).start(predictor=shipped_predictor)
+    try:
+        broken = s.renderer
+        pid = broken.submit(session.warm_worker, 0).result(timeout=60)
+        os.kill(pid, signal.SIGKILL)
+        with pytest.raises(concurrent.futures.process.BrokenProcessPool) as info:
+            broken.submit(session.warm_worker, 0).result(timeout=60)
+        assert not s.recover(ValueError("not a pool error"))
+        assert s.recover(info.value)
+        assert s.renderer is not broken
+        assert s.renderer.submit(session.warm_worker, 0).result(timeout=60) != pid  # a new worker answers
+    finally:
+        s.close()
