@@ -52,6 +52,7 @@ from vital_inverse.service import (
     too_short,
 )
 from vital_inverse.service import check_clip as read_clip
+from vital_inverse.tutorial.report import TABLE_COLUMNS
 
 log = logging.getLogger("vital_inverse.app")
 
@@ -180,7 +181,7 @@ def _refine_details(m: session.MatchState, ev, locked: frozenset[str] = frozense
 
 
 def _table(rows: list[list[str]]):
-    return gr.Dataframe(value=rows, headers=list(session.TABLE_COLUMNS))
+    return gr.Dataframe(value=rows, headers=list(TABLE_COLUMNS))
 
 
 # --------------------------------------------------------------------------
@@ -643,7 +644,7 @@ def build_demo(service: Service) -> gr.Blocks:
                                                 "the best so far in red (what the Refined player plays).",
                                         color_map={plots.SERIES_BEST: "#d62728", plots.SERIES_GENERATION: "#9ecae1"},
                                         elem_id="loss-plot")
-                table = gr.Dataframe(headers=list(session.TABLE_COLUMNS), label="Preset settings (as Vital shows them; "
+                table = gr.Dataframe(headers=list(TABLE_COLUMNS), label="Preset settings (as Vital shows them; "
                                      "modules that are off are not listed)", interactive=False, wrap=True,
                                      max_height=520, elem_id="table")
             with gr.Tab("Morph", id="morph"):

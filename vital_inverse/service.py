@@ -31,6 +31,7 @@ from pathlib import Path
 from . import intake, plots, session
 from .errors import UserError
 from .intake import Analysis, IntakeLimits
+from .tutorial.report import parameter_table
 
 log = logging.getLogger("vital_inverse.service")
 
@@ -251,9 +252,9 @@ class Service:
         return self.start()._renderer
 
     def parameter_table(self, preset, locked: frozenset[str] = frozenset()) -> list[list[str]]:
-        """The settings table (``tutorial.report.parameter_table``), read through the one display Synth."""
+        """The settings table (the display report's rows), read through the one display Synth."""
         with self._display_lock:
-            return session.parameter_table(preset, renderer=self._display, locked=locked)
+            return parameter_table(preset, renderer=self._display, locked=locked)
 
     def analyze_clip(self, clip, progress: session.Progress | None = None) -> session.MatchState:
         """Analyse a clip and keep the closest of its candidates (``session.analyze_clip``) on the shared pool."""
