@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Pitch at the edges: the whole piano range on several timbres, chords, drums.
+"""Pitch at the edges: the whole piano range on several timbres and presets, chords, drums.
 
 A listener's checks: the note a clip is reported at (MIDI 21-108, and the notes a
 Vital key can reach beyond it: 16-111), "more than one note" for a chord (matched at
@@ -92,6 +92,19 @@ def test_vita_renders_over_the_piano_range(synth, preset):
     notes = sorted(set(range(21, 109, 2)) | {108})
     for note in notes:
         assert_note(analyze(render(synth, note, PRESETS[preset]), SR), note, f"{preset} MIDI {note}")
+
+
+#: Hand-made presets (tests/data/human-presets, CC BY 4.0) whose heard pitch is the played note.
+HUMAN = ["AmourToujoursLead", "BedroomPopDX", "UmbraLead", "PS-20-Oboe", "Z3taTwang"]
+
+
+@pytest.mark.parametrize("name", HUMAN)
+def test_human_presets_over_the_piano_range(synth, human_preset_dir, name):
+    """Vita renders of hand-made presets (custom wavetables, effects, modulation) at every 4th note of 21-108."""
+    assert synth.load_preset(str(human_preset_dir / f"{name}.vital"))
+    synth.render(60, 0.8, 0.01, 0.03)
+    for note in sorted(set(range(21, 109, 4)) | {108}):
+        assert_note(analyze(synth.render(note, 0.8, 0.6, 0.8), SR), note, f"{name} MIDI {note}")
 
 
 def test_the_reported_edge_cases():
