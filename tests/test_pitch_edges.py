@@ -38,9 +38,12 @@ def tone(f0: float, kind: str, seconds: float = 0.6, sr: int = SR) -> np.ndarray
         ks = ks[:1]
     elif kind == "square":
         ks = ks[ks % 2 == 1]
-    x = np.zeros_like(t)
-    for k in ks:
-        x += np.sin(2 * np.pi * k * f0 * t) / k
+    # one period, additive, read at f0 with linear interpolation (fast for 800 harmonics at 20 Hz)
+    n = max(2048, 4 * int(ks[-1]))
+    cycle = np.sin(2 * np.pi * np.outer(np.arange(n) / n, ks)) @ (1.0 / ks)
+    phase = (f0 * t % 1.0) * n
+    i = phase.astype(np.int64)
+    x = cycle[i] + (phase - i) * (cycle[(i + 1) % n] - cycle[i])
     env = np.minimum(1.0, t / 0.005) * np.clip((seconds - t) / 0.05, 0.0, 1.0)
     return 0.5 * x * env / np.max(np.abs(x))
 
