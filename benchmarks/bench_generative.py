@@ -13,6 +13,7 @@ candidate of its own subset and is scored on it:
 * ``heads``: the network's 4 most probable candidates (``predict --k 4``
   without retrieval); ``heads_top1`` its first;
 * ``retrieval``: the checkpoint's 2 nearest training presets (log-mel PCA);
+* ``clip_own``: the starts made of the clip itself (``resynthesis.clip_candidates``);
 * ``gen_k1``, ``gen_k8``, ``gen_k32``: the first 1, 8, 32 samples of the
   generative head (seeded, so K=8 is a prefix of K=32);
 * ``all``: every candidate above (what ``predict`` now offers).
@@ -60,22 +61,30 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--retrieval", type=int, default=2)
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--latency-targets", type=int, default=8, help="human presets at MIDI 60 timed for K=32 (0: none)")
+    p.add_argument("--refine-presets", type=int, default=0,
+                   help="human presets at MIDI 60 refined from the best candidate, with and without categorical moves")
+    p.add_argument("--refine-budget", type=int, default=600)
     p.add_argument("--out", type=Path, default=Path("runs/bench_generative"))
     return p
 
 
 def candidates(predictor, analysis, k_heads: int, retrieval: int, k_gen: int):
     """(presets, groups, sampling seconds) for one analysed target."""
-    heads = [c.preset for c in predictor.predict(analysis, k=k_heads, retrieval=0, generative=0)]
-    retr = [c.preset for c in predictor.predict(analysis, k=1, retrieval=retrieval, generative=0)
+    heads = [c.preset for c in predictor.predict(analysis, k=k_heads, retrieval=0, generative=0, resynthesis=False)]
+    retr = [c.preset for c in predictor.predict(analysis, k=1, retrieval=retrieval, generative=0, resynthesis=False)
             if c.source == "retrieval"]
+    own = [c.preset for c in predictor.predict(analysis, k=1, retrieval=0, generative=0, resynthesis=True)
+           if c.source not in ("network", "retrieval")]
     t0 = time.perf_counter()
     gen = [c.preset for c in predictor.generative(analysis, k_gen)] if predictor.flow is not None else []
     sample_s = time.perf_counter() - t0
-    presets = heads + retr + gen
+    presets = heads + retr + own + gen
     h, r = list(range(len(heads))), list(range(len(heads), len(heads) + len(retr)))
-    g0 = len(heads) + len(retr)
+    o = list(range(len(heads) + len(retr), len(heads) + len(retr) + len(own)))
+    g0 = len(heads) + len(retr) + len(own)
     groups = {"heads": h, "heads_top1": h[:1], "retrieval": r}
+    if own:
+        groups["clip_own"] = o
     for k in GEN_KS:
         if gen and k <= len(gen):
             groups[f"gen_k{k}"] = list(range(g0, g0 + k))
@@ -163,6 +172,41 @@ def latency(predictor, pool, args) -> str:
             + f"| total as the app runs it | {med['sample'] + med['retune'] + med['render']:.2f} |\n")
 
 
+def refine_compare(predictor, pool, args) -> tuple[str, list[dict]]:
+    """Refinement from the best of all candidates, with and without categorical moves (``moves.py``)."""
+    from vital_inverse.moves import CategoricalMoves
+    from vital_inverse.refine import Budget, RefineConfig, refine
+
+    eset = ev.parse_set(f"presets:{args.human}", "60", args.refine_presets)
+    rows = []
+    for item, note in eset.targets():
+        t = pool.submit(ev.prepare_target, "presets", item, note, eset.velocity, eset.note_seconds,
+                        eset.render_seconds, 0, False).result()
+        if t.error:
+            continue
+        a = t.analysis
+        presets, groups, _ = candidates(predictor, a, args.k_heads, args.retrieval, max(GEN_KS))
+        best = pool.submit(ev.score_groups, a.audio, a.note, a.note_seconds, a.render_seconds, presets,
+                           {"all": groups["all"]}).result()["all"]
+        start = presets[best.chosen]
+        base = {"set": "presets", "item": item.id, "note": note}
+        rows.append({**base, "method": "predict (all candidates)", **(best.metrics or {})})
+        variants = (("refine", RefineConfig()),
+                    ("refine + categorical moves", RefineConfig(moves=CategoricalMoves.for_clip(predictor, a))))
+        for name, cfg in variants:
+            t0 = time.perf_counter()
+            last = None
+            for e in refine(a, [start], Budget(renders=args.refine_budget, seconds=None), seed=0, renderer=pool,
+                            config=cfg):
+                last = e
+            s = pool.submit(ev.score_presets, a.audio, a.note, a.note_seconds, a.render_seconds, [last.best]).result()
+            rows.append({**base, "method": name, **(s.metrics or {}), "error": s.error, "renders": last.renders,
+                         "refine_loss": last.best_loss, "seconds": time.perf_counter() - t0})
+        print(f"refine: {item.id} done", flush=True)
+    title = f"Refinement, {args.refine_budget} renders, {len({r['item'] for r in rows})} human presets at MIDI 60"
+    return metric_tables(rows, title), rows
+
+
 def write_rows(rows: list[dict], path: Path) -> None:
     keys = list(dict.fromkeys(k for r in rows for k in r))
     with open(path, "w", newline="") as f:
@@ -199,6 +243,10 @@ def main(argv=None) -> int:
             rows = run_set(eset, predictor, pool, args, title)
             write_rows(rows, args.out / f"{s}.csv")
             md += [metric_tables(rows, title), per_note_table(rows), ""]
+        if args.refine_presets > 0:
+            table, rows = refine_compare(predictor, pool, args)
+            write_rows(rows, args.out / "refine.csv")
+            md += [table, ""]
         if args.latency_targets > 0 and predictor.flow is not None:
             md += ["### Latency", "", latency(predictor, pool, args)]
     md.append(f"\n(total {time.perf_counter() - t_start:.0f} s)")

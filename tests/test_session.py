@@ -57,13 +57,20 @@ def refined(state, pool) -> tuple[session.MatchState, list]:
     return updates[-1].state, updates
 
 
+def _generative(predictor) -> int:
+    """Candidates the generative head adds by default (none without one)."""
+    from vital_inverse.predict import GENERATIVE_K
+
+    return GENERATIVE_K if getattr(predictor, "flow", None) is not None else 0
+
+
 def test_analyze_clip_renders_candidates_and_keeps_the_closest(state, predictor):
     a = state.analysis
     assert (a.note, a.pitched, a.source_name) == (64, True, "keys-vibraphone")
     sources = [c.source for c in state.candidates]
-    own = [s for s in sources if s not in ("network", "retrieval")]  # the clip's own starts
+    own = [s for s in sources if s not in ("network", "retrieval", "generative")]  # the clip's own starts
     assert own[0] == "resynthesis" and own[-1] == "mixed"
-    n = 4 + (2 if predictor.index is not None else 0) + len(own)  # K network + retrieval + the clip's own
+    n = 4 + (2 if predictor.index is not None else 0) + _generative(predictor) + len(own)  # + sampled + clip's own
     assert len(state.candidates) == n and len(state.candidate_losses) == n
     assert sources.count("network") == 4
     # a candidate whose render is inaudible (< -60 dBFS) is a failed one (inf), never the best
@@ -266,7 +273,7 @@ def noise_clip(path: Path) -> Path:
 def test_an_unpitched_clip_is_rendered_at_c4(predictor, pool, tmp_path):
     state = session.analyze_clip(noise_clip(tmp_path / "noise hit.wav"), predictor, pool, k=2)
     assert state.unpitched and state.analysis.note == 60
-    assert state.stem == "noise hit" and len(state.candidates) == 2 + (2 if predictor.index is not None else 0)
+    assert state.stem == "noise hit" and len(state.candidates) == 2 + (2 if predictor.index is not None else 0) + _generative(predictor)
 
 
 def test_cli_refuses_an_unknown_lock_before_loading_anything(tmp_path, capsys):
