@@ -440,6 +440,7 @@ def test_a_damaged_wav_is_matched_with_a_notice(corpus):
 
 @pytest.fixture(scope="module")
 def app_server(shipped_predictor, render_pool):
+    """The app as ``app.main`` builds it (a started Service handed to the UI), served in this process."""
     from conftest import free_port
 
     saved_key = os.environ.pop("ANTHROPIC_API_KEY", None)
