@@ -243,6 +243,7 @@ def main(argv=None) -> int:
             rows = run_set(eset, predictor, pool, args, title)
             write_rows(rows, args.out / f"{s}.csv")
             md += [metric_tables(rows, title), per_note_table(rows), ""]
+            (args.out / "summary.md").write_text("\n".join(md))  # so far, in case the run is cut short
         if args.refine_presets > 0:
             table, rows = refine_compare(predictor, pool, args)
             write_rows(rows, args.out / "refine.csv")
