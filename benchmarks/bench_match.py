@@ -12,9 +12,10 @@ at the *reported* note, held and as long as intake measured, settled. Then:
 - ``f0``: cents between the median f0 of the exported preset's render and of
   the clip, both by ``librosa.yin`` (30-2000 Hz, 4096-sample frames) on the
   frames within 20 dB of the loudest (independent of intake's detector);
-- ``mss``: ``metrics.mss`` of that render against the clip intake returned;
-- ``noise``: the true preset rendered twice the same way (Vita's own
-  render-to-render MSS for that preset).
+- ``mss``: ``metrics.mss`` of that render against the clip intake returned
+  (mean of 3 renders);
+- ``noise``: the true preset rendered again the same way against the clip
+  (Vita's own render-to-render MSS for that preset; mean of 2).
 
     python benchmarks/bench_match.py run --presets 32 --notes 48,60,72 --budget 600 --out runs/match.jsonl
     python benchmarks/bench_match.py report runs/match.jsonl
@@ -44,6 +45,7 @@ from vital_inverse.preset import load_vital
 from vital_inverse.synth import SAMPLE_RATE, ParallelRenderer, Renderer
 
 VEL, NOTE_S, RENDER_S = 0.8, 1.5, 2.0
+JUDGE_RENDERS = 3
 
 
 def yin_f0(audio: np.ndarray) -> float | None:
@@ -64,13 +66,20 @@ def cents(a: float | None, b: float | None) -> float | None:
     return None if not a or not b else float(1200.0 * np.log2(a / b))
 
 
-def judge(state, folder: Path, tag: str, renderer: Renderer) -> dict:
-    """Export the state's preset, read it back, render it at the reported note; pitch and MSS against the clip."""
+def judge(state, folder: Path, tag: str, renderer: Renderer, n: int = JUDGE_RENDERS) -> dict:
+    """Export the state's preset, read it back, render it ``n`` times at the reported note; pitch and MSS vs the clip.
+
+    MSS is the mean over the renders (one render of a unison/noise patch moves it by 1-3 dB); f0 the
+    median over the renders' median f0s.
+    """
     a = state.analysis
     path = session.export(state, folder, name=f"{a.source_name}-{tag}")
     preset = load_vital(path)
-    audio = renderer.render(preset, int(a.note), VEL, float(a.note_seconds), float(a.render_seconds))
-    return {"mss": mss(audio, a.audio), "f0_cents": cents(yin_f0(audio), yin_f0(a.audio)), "loss": state.best_loss}
+    audio = [renderer.render(preset, int(a.note), VEL, float(a.note_seconds), float(a.render_seconds)) for _ in range(n)]
+    f0s = [f for f in map(yin_f0, audio) if f]
+    clip_f0 = yin_f0(a.audio)
+    return {"mss": float(np.mean([mss(x, a.audio) for x in audio])),
+            "f0_cents": cents(float(np.median(f0s)) if f0s else None, clip_f0), "loss": state.best_loss}
 
 
 def run(args) -> None:
@@ -98,7 +107,7 @@ def run(args) -> None:
                 if (path.stem, note) in done:
                     continue
                 clip = r1.render(truth, note, VEL, NOTE_S, RENDER_S)
-                noise = mss(clip, r1.render(truth, note, VEL, NOTE_S, RENDER_S))
+                noise = float(np.mean([mss(clip, r1.render(truth, note, VEL, NOTE_S, RENDER_S)) for _ in range(2)]))
                 wav = folder / f"{path.stem}-{note}.wav"
                 sf.write(wav, clip.T, SAMPLE_RATE)
                 t = time.perf_counter()

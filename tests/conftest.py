@@ -1,8 +1,10 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Shared fixtures: the real ParamSpace, a reused Renderer, the human presets."""
+"""Shared fixtures: the real ParamSpace, a reused Renderer, the human presets, and (once per session,
+since each costs seconds) one pool of two render workers and one loaded shipped checkpoint."""
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 
@@ -36,6 +38,28 @@ def renderer():
     from vital_inverse.synth import Renderer
 
     return Renderer()
+
+
+@pytest.fixture(scope="session")
+def render_pool():
+    """One ParallelRenderer (two warmed workers) for every test that needs one. Tests must leave it
+    working (a test that breaks or closes a pool makes its own)."""
+    from vital_inverse.synth import ParallelRenderer
+
+    with ParallelRenderer(workers=2) as pr:
+        pr.warm()
+        yield pr
+
+
+@pytest.fixture(scope="session")
+def shipped_predictor():
+    """The shipped checkpoint (or $VITAL_INVERSE_CHECKPOINT), loaded once."""
+    from vital_inverse.checkpoint import CONFIG, DEFAULT_DIR
+    from vital_inverse.predict import PresetPredictor
+
+    if not ((DEFAULT_DIR / CONFIG).exists() or os.environ.get("VITAL_INVERSE_CHECKPOINT")):
+        pytest.fail(f"no checkpoint at {DEFAULT_DIR}: the shipped default checkpoint is missing")
+    return PresetPredictor.load()
 
 
 @pytest.fixture(scope="session")

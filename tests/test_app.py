@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -28,19 +29,28 @@ from test_session import use_checkpoint
 
 
 @pytest.fixture(scope="module")
-def server():
+def served(shipped_predictor, render_pool):
+    """The app as ``app.main`` builds it: a started Service handed to the UI, served in-process."""
     use_checkpoint()
     saved_key = os.environ.pop("ANTHROPIC_API_KEY", None)  # the tutorial must not call the API from tests
     import app
+    from vital_inverse.service import Service
 
-    app.ENGINE.start()
+    service = Service(warm_clip=sorted(EXAMPLES.glob("*.wav"))[0])
+    service.start(shipped_predictor, render_pool)  # the session's model and workers (each costs seconds)
+    demo = app.build_demo(service)
     port = free_port()
-    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    yield app, f"http://127.0.0.1:{port}/"
-    app.demo.close()
-    app.ENGINE.close()
+    app.launch(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    yield SimpleNamespace(app=app, url=f"http://127.0.0.1:{port}/", demo=demo, service=service)
+    demo.close()
+    service.close()
     if saved_key is not None:
         os.environ["ANTHROPIC_API_KEY"] = saved_key
+
+
+@pytest.fixture(scope="module")
+def server(served):
+    return served.app, served.url
 
 
 def _client(url: str, folder: Path):
@@ -86,7 +96,7 @@ def _refined_wav(outputs) -> str | None:
     return found[0] if found else None
 
 
-def test_analyze_refine_stop_download(server, tmp_path):
+def test_analyze_refine_stop_download(server, served, tmp_path):
     import soundfile as sf
     import vita
     from gradio_client import handle_file
@@ -106,11 +116,13 @@ def test_analyze_refine_stop_download(server, tmp_path):
     assert Path(_vital(out)).name == "lead-umbra.vital"
     status = _status(out)
     # in a musician's words: how many candidates, the kept one, what the number means; jargon in the details
-    assert status.startswith("**Closest of 6 candidates:**") and "lower is closer" in status
+    n = int(status.split("Closest of ")[1].split(" candidates")[0])
+    assert n >= 6 and "lower is closer" in status  # 4 from the network, 2 from the library, the clip's own
     assert not any(w in status for w in ("MRSTFT", "log-mel", "p=", "loss"))
     details = _find(out, lambda v: isinstance(v, str) and "MRSTFT" in v)
     assert details and "technical label" in details[0]
-    assert "Six candidates" in app.about_text()  # the About tab says what the status shows
+    assert details[0].count("\n| ") == n + 1  # a row per candidate counted (and the table's rule)
+    assert "network's 4 most probable" in app.about_text() and "clip itself" in app.about_text()
     print(f"analyze through the API: {analyze_seconds:.2f} s (loaded machine)")
 
     job = client.submit("renders", 1200, api_name="/refine")
@@ -130,7 +142,7 @@ def test_analyze_refine_stop_download(server, tmp_path):
     outputs = job.outputs()
     assert "stopped" in _status(outputs[-1])
     # the pool is free again: nothing of this refinement is left in the workers' queue
-    pending = app.ENGINE.renderer()._executor()._pending_work_items
+    pending = served.service.renderer._executor()._pending_work_items
     deadline = time.monotonic() + 10
     while pending and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -152,9 +164,9 @@ def test_analyze_refine_stop_download(server, tmp_path):
     before, after = load_vital(preset_file).values, load_vital(_vital(shown2[-1])).values
     for name in ("filter_1_on", "filter_1_cutoff", "filter_1_resonance", "osc_1_level"):
         assert after[name] == pytest.approx(before[name], abs=1e-9), name
-    table = [v["data"] for v in map(_value, shown2[-1]) if isinstance(v, dict) and "data" in v
-             and v.get("headers") == ["Module", "Setting", "Value", "Note"]][0]
-    assert [row for row in table if row[0] == "Oscillator 1" and row[1] == "Level"][0][3].startswith("🔒 locked")
+    table = next(v["data"] for v in map(_value, shown2[-1]) if isinstance(v, dict) and "data" in v
+                 and v.get("headers") == ["Module", "Setting", "Value", "Note"])
+    assert next(row for row in table if row[0] == "Oscillator 1" and row[1] == "Level")[3].startswith("locked")
 
     # the file sounds like the refined player (within Vita's run-to-run noise)
     a = analyze_file(EXAMPLES / "lead-umbra.wav")
@@ -250,10 +262,10 @@ def test_several_users_at_once_each_get_their_own_results(server, tmp_path):
     print("analyze with 3 users at once: " + ", ".join(f"{s} {r['seconds']:.1f} s" for s, r in results.items()))
 
 
-def test_uploads_are_capped(server):
+def test_uploads_are_capped(server, served):
     app, _ = server
     assert app.LIMITS.max_seconds <= 60 and app.LIMITS.max_bytes <= 20 * 1024 * 1024
-    assert app.demo.max_file_size == 20 * 1024 * 1024
+    assert served.demo.max_file_size == 20 * 1024 * 1024
 
 
 def test_server_address_follows_gradio_variables():
@@ -313,3 +325,33 @@ def test_one_upload_request_is_capped_in_all(server, tmp_path):
             one = http.post(endpoint, files=[("files", ("a.wav", f1))])
         assert one.status_code == 200, one.text
     assert app.MAX_REQUEST_BYTES < 2 * 12 * mb
+
+
+def test_morph_from_the_current_match_to_a_vital_file(server, tmp_path, human_preset_dir):
+    import vita
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    app, url = server
+    client = _client(url, tmp_path / "client")
+    with pytest.raises(AppError, match="analyze a clip"):
+        client.predict("Current match", None, None, "A .vital file", handle_file(str(human_preset_dir /
+                       "PS-20-Oboe.vital")), None, 3, api_name="/morph")
+    client.predict(handle_file(str(EXAMPLES / "keys-vibraphone.wav")), api_name="/analyze")
+    out = client.predict("Current match", None, None, "A .vital file",
+                         handle_file(str(human_preset_dir / "PS-20-Oboe.vital")), None, 3, api_name="/morph")
+    status = _value(out[0])
+    assert status.startswith("**Morph from keys-vibraphone to PS-20 Oboe**") and "even step" in status
+    n = app.MORPH_MAX_STEPS
+    players, downloads = [_value(x) for x in out[1:1 + n]], [_value(x) for x in out[1 + n:]]
+    assert [bool(p) for p in players] == [True] * 3 + [False] * (n - 3)
+    assert all(Path(d).suffix == ".vital" for d in downloads[:3])
+    assert vita.Synth().load_preset(downloads[1]) is True
+    import soundfile as sf
+
+    middle, _ = sf.read(players[1], dtype="float32")
+    assert 20 * np.log10(np.sqrt(np.mean(np.square(middle))) + 1e-12) > -60  # the middle step sounds
+    # B may be the match of another clip
+    out = client.predict("Current match", None, None, "Another clip", None,
+                         handle_file(str(EXAMPLES / "bass-nier.wav")), 2, api_name="/morph")
+    assert _value(out[0]).startswith("**Morph from keys-vibraphone to bass-nier**")

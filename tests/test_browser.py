@@ -1,11 +1,14 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The app in a real browser: Debian's Chromium (headless) driven by Python Playwright.
 
-Starts ``python app.py`` as a separate process (the way a Space runs it),
-then: upload a clip, Analyze, Refine until the loss plot has points, Stop,
-download the .vital, write the tutorial, and upload a file that is not
-audio. Screenshots go to ``test-artifacts/``. ``playwright install`` is not
-used: Chromium comes from Debian (``apt-get install -y chromium``).
+Starts ``python app.py`` as a separate process (the way a Space runs it, on
+GRADIO_SERVER_PORT), then goes through a musician's session: upload a clip,
+Analyze, Refine with a locked module until the loss plot has points, Stop,
+Refine again, download the .vital, Morph to a preset file, write the
+tutorial; and a refused file (its Error badges clear on the next action).
+Screenshots go to ``test-artifacts/`` (and, with UPDATE_DOCS_SCREENSHOTS=1,
+to ``docs/`` for the README). ``playwright install`` is not used: Chromium
+comes from Debian (``apt-get install -y chromium``).
 """
 
 from __future__ import annotations
@@ -107,24 +110,61 @@ def _upload(page, path: Path) -> None:
     page.locator("#clip input[type=file]").set_input_files(str(path))
 
 
-def test_analyze_refine_stop_download_tutorial(page, tmp_path):
+DOCS = ROOT / "docs"
+HUMAN_PRESETS = ROOT / "tests" / "data" / "human-presets"
+
+
+def _shot(page, name: str, docs: bool = False) -> None:
+    """A full-page screenshot into test-artifacts/; with UPDATE_DOCS_SCREENSHOTS=1 also into docs/ (the README's)."""
+    page.screenshot(path=str(ARTIFACTS / f"browser-{name}.png"), full_page=True)
+    if docs and os.environ.get("UPDATE_DOCS_SCREENSHOTS") == "1":
+        page.screenshot(path=str(DOCS / f"app-{name}.png"), full_page=True)
+
+
+def _text(page, selector: str) -> str:
+    return page.inner_text(selector)
+
+
+def _wait_text(page, selector: str, text: str, timeout: int = 60_000) -> None:
+    page.wait_for_function(f"document.querySelector({selector!r})?.innerText.includes({text!r})", timeout=timeout)
+
+
+def _error_badges(page) -> int:
+    """Visible red "Error" badges of gradio's status trackers."""
+    return page.locator("[data-testid=status-tracker] span.error").filter(has_text="Error").count()
+
+
+def test_a_musicians_session(page, tmp_path):
+    """Upload, Analyze, Refine (with a lock), Stop, Refine again, Download, Morph, Tutorial, a refused file."""
     import vita
 
+    # upload: checked at once; nothing to refine or stop yet
     _upload(page, EXAMPLES / "pad-lexapro.wav")
-    page.wait_for_selector("#clip audio", state="attached")
+    _wait_text(page, "#status", "Loaded")
+    assert page.is_disabled("#refine") and page.is_disabled("#stop")
     t = time.monotonic()
     page.click("#analyze")
-    page.wait_for_function("document.querySelector('#note')?.innerText.includes('Detected note')")
+    _wait_text(page, "#note", "Detected note")
     print(f"Analyze in the browser: {time.monotonic() - t:.1f} s (loaded machine)")
-    assert "C4" in page.inner_text("#note")
+    assert "C4" in _text(page, "#note")
+    _wait_text(page, "#status", "Closest of")
+    status = _text(page, "#status")
+    assert "candidates" in status and "lower is closer" in status and "MRSTFT" not in status
     page.wait_for_selector("#predicted audio", state="attached")
     assert page.locator("#spectrogram img").count() == 1
     page.wait_for_function("document.querySelector('#table')?.innerText.includes('Oscillator')")
     assert int(page.get_attribute("#table [role=grid]", "aria-rowcount")) > 5  # rows are virtualised
-    page.screenshot(path=str(ARTIFACTS / "browser-1-analyzed.png"), full_page=True)
+    assert page.is_enabled("#refine") and page.is_disabled("#stop")
+    page.get_by_text("Details (for the technically minded)").click()
+    _wait_text(page, "#details", "MRSTFT")
+    _shot(page, "1-analyzed", docs=True)
 
+    # keep oscillator 1 as it is, refine: Refine is off and Stop on while it runs
+    page.get_by_text("Keep these as they are").click()
+    page.locator("#lock-modules").get_by_label("Oscillator 1", exact=True).check()
     page.click("#refine")
-    page.wait_for_function("document.querySelector('#status')?.innerText.includes('Refining')")
+    _wait_text(page, "#status", "Refining")
+    assert page.is_disabled("#refine") and page.is_enabled("#stop")
     deadline = time.monotonic() + 90
     while _line_points(page) < 4 and time.monotonic() < deadline:
         time.sleep(0.25)
@@ -135,18 +175,31 @@ def test_analyze_refine_stop_download_tutorial(page, tmp_path):
         time.sleep(0.25)
     assert _line_points(page) > first, "the loss plot stopped receiving points"
     page.wait_for_selector("#refined audio", state="attached")
-    page.screenshot(path=str(ARTIFACTS / "browser-2-refining.png"), full_page=True)
+    _shot(page, "2-refining", docs=True)
 
     t = time.monotonic()
     page.click("#stop")
-    page.wait_for_function("document.querySelector('#status')?.innerText.includes('Stopped')", timeout=10_000)
+    _wait_text(page, "#status", "Stopped", timeout=10_000)
     stop_seconds = time.monotonic() - t
     print(f"Stop -> 'Stopped' shown: {stop_seconds:.2f} s")
     assert stop_seconds < 3.0
     points = _line_points(page)
     time.sleep(3)
     assert _line_points(page) == points, "the plot still moves after Stop"
-    page.screenshot(path=str(ARTIFACTS / "browser-3-stopped.png"), full_page=True)
+    page.wait_for_function("!document.querySelector('#refine').disabled && document.querySelector('#stop').disabled",
+                           timeout=30_000)
+    assert "locked" in _text(page, "#table")  # oscillator 1's rows say they were kept
+    _shot(page, "3-stopped")
+
+    # refine again with a small budget: it continues from the kept best and ends by itself
+    budget = page.locator("#budget input[type=number]")
+    budget.fill("24")
+    budget.press("Enter")
+    page.click("#refine")
+    _wait_text(page, "#status", "Refined", timeout=120_000)
+    page.wait_for_function("!document.querySelector('#refine').disabled && document.querySelector('#stop').disabled",
+                           timeout=30_000)
+    assert _line_points(page) > points
 
     with page.expect_download() as download:
         page.click("#download")
@@ -155,21 +208,51 @@ def test_analyze_refine_stop_download_tutorial(page, tmp_path):
     download.value.save_as(str(saved))
     assert vita.Synth().load_preset(str(saved)) is True
 
+    # morph from the match to a preset file
+    page.get_by_role("tab", name="Morph").click()
+    page.locator("#morph-b-vital input[type=file]").set_input_files(str(HUMAN_PRESETS / "PS-20-Oboe.vital"))
+    steps = page.locator("#morph-steps input[type=number]")
+    steps.fill("4")
+    steps.press("Enter")
+    page.click("#morph-btn")
+    _wait_text(page, "#morph-status", "even step", timeout=120_000)
+    for i in range(4):
+        page.wait_for_selector(f"#morph-step-{i} audio", state="attached")
+    assert page.locator("#morph-step-4").count() == 0 or not page.locator("#morph-step-4").is_visible()
+    with page.expect_download() as download:
+        page.click("#morph-download-1")
+    step = ARTIFACTS / "browser-morph-step.vital"
+    download.value.save_as(str(step))
+    assert vita.Synth().load_preset(str(step)) is True
+    _shot(page, "4-morph", docs=True)
+
     page.get_by_role("tab", name="Tutorial").click()
     page.click("#tutorial-btn")
-    page.wait_for_function("document.querySelector('#tutorial-notice')?.innerText.includes('Offline tutorial')")
-    page.wait_for_function("document.querySelector('#tutorial')?.innerText.includes('Init')")
-    page.screenshot(path=str(ARTIFACTS / "browser-4-tutorial.png"), full_page=True)
+    _wait_text(page, "#tutorial-notice", "Offline tutorial")
+    _wait_text(page, "#tutorial", "Init")
+    _shot(page, "5-tutorial", docs=True)
+
+    page.get_by_role("tab", name="About").click()
+    assert "candidates" in _text(page, "#about")
 
 
-def test_a_file_that_is_not_audio_gives_a_notice(page, tmp_path):
+def test_a_refused_file_says_why_and_its_error_badges_clear(page, tmp_path):
     bad = tmp_path / "notes.wav"
     bad.write_text("these are my notes, not a recording\n")
     _upload(page, bad)
-    time.sleep(1.0)
-    page.click("#analyze")
     toast = page.locator(".toast-body, [data-testid='toast-body']").first
     toast.wait_for(state="visible", timeout=30_000)
-    text = page.locator(".toast-body, [data-testid='toast-body']").first.inner_text()
-    page.screenshot(path=str(ARTIFACTS / "browser-5-bad-file.png"), full_page=True)
+    text = toast.inner_text()
     assert "not audio" in text and "Traceback" not in text
+    _wait_text(page, "#status", "File refused")
+    assert page.locator("#clip audio").count() == 0  # the player was cleared: nothing to analyse
+    _shot(page, "6-refused", docs=True)
+    page.click("#analyze")  # nothing to analyse: a notice, and gradio's Error badges on the outputs
+    page.wait_for_function("document.querySelectorAll('[data-testid=status-tracker] span.error').length > 0",
+                           timeout=30_000)
+    # the next action (a good clip) clears them
+    _upload(page, EXAMPLES / "keys-vibraphone.wav")
+    _wait_text(page, "#status", "Loaded")
+    page.wait_for_function("document.querySelectorAll('[data-testid=status-tracker] span.error').length == 0",
+                           timeout=10_000)
+    assert _error_badges(page) == 0

@@ -16,7 +16,6 @@ from vital_inverse.errors import UserError
 from vital_inverse.intake import TARGET_PEAK, Analysis
 from vital_inverse.preset import Preset
 from vital_inverse.refine import Budget, RefineConfig, RefineError, RefineEvent, loss, refine
-from vital_inverse.synth import ParallelRenderer
 
 NOTE_S, RENDER_S = 0.3, 0.5
 
@@ -34,11 +33,9 @@ def target(renderer) -> Analysis:
 
 
 @pytest.fixture(scope="module")
-def pool(target):
-    with ParallelRenderer(workers=2) as pr:
-        pr.warm()
-        list(refine(target, [Preset.init()], 2, renderer=pr))  # workers import the scorer, see the target
-        yield pr
+def pool(target, render_pool):
+    list(refine(target, [Preset.init()], 2, renderer=render_pool))  # workers import the scorer, see the target
+    return render_pool
 
 
 def test_loss_is_mrstft_after_matching_the_targets_rms(target, renderer):
@@ -52,13 +49,13 @@ def test_loss_is_mrstft_after_matching_the_targets_rms(target, renderer):
 
 
 def test_refinement_lowers_the_loss_and_events_are_well_formed(target, pool):
-    events = list(refine(target, [Preset.init()], Budget(renders=3 + 3 * 8 + 6), seed=3, renderer=pool, popsize=8))
+    events = list(refine(target, [Preset.init()], Budget(renders=4 + 3 * 8 + 6), seed=3, renderer=pool, popsize=8))
     assert all(isinstance(e, RefineEvent) for e in events)
     assert [e.generation for e in events] == list(range(len(events)))
     assert len(events) >= 4  # the start and ~3 generations
     renders = [e.renders for e in events]
-    assert renders[0] == 3  # one start + two re-scoring renders
-    assert all(b > a for a, b in itertools.pairwise(renders)) and renders[-1] <= 33
+    assert renders[0] == 4  # one to tune the start onto the target's pitch, one start + two re-scoring renders
+    assert all(b > a for a, b in itertools.pairwise(renders)) and renders[-1] <= 34
     best = [e.best_loss for e in events]
     assert all(b <= a for a, b in itertools.pairwise(best))  # the incumbent only changes for a lower re-scored loss
     assert best[-1] < 0.93 * best[0], best  # ~13% in 3 generations with the default small step
@@ -91,7 +88,7 @@ def test_best_start_is_picked_and_counted(target, pool):
     gen = refine(target, [Preset.init(), near], Budget(renders=20), renderer=pool, popsize=4)
     first = next(gen)
     gen.close()
-    assert first.generation == 0 and first.renders == 2 + 2
+    assert first.generation == 0 and first.renders == 2 + 2 + 2  # tuning, scoring, re-scoring
     assert first.best.values["filter_1_on"] == 1.0 and "filter_1_cutoff" in first.searched
 
 
@@ -100,12 +97,13 @@ def test_a_race_searches_the_runner_up_too_then_keeps_the_leader(target, pool):
     near = Preset.from_values({"filter_1_on": 1.0, "filter_1_cutoff": 50.0, "osc_1_wave_frame": 150.0})
     far = Preset.from_values({"osc_1_on": 0.0, "osc_2_on": 1.0})  # a different categorical: oscillator 2
     cfg = RefineConfig(race=2, race_share=0.5, open_filter=False)
-    events = list(refine(target, [far, near, Preset.init()], Budget(renders=3 + 2 * 2 + 8 * 4), seed=1,
+    budget = 3 + 3 + 2 * 2 + 8 * 4
+    events = list(refine(target, [far, near, Preset.init()], Budget(renders=budget), seed=1,
                          renderer=pool, popsize=4, config=cfg))
-    # the start event already counts both entrants' fresh re-scoring (2 renders each)
-    assert events[0].renders == 3 + 2 * 2
+    # the start event already counts the tuning and scoring of the starts and both entrants' re-scoring
+    assert events[0].renders == 3 + 3 + 2 * 2
     searched = [frozenset(e.searched) for e in events[1:]]
-    during_race = [s for e, s in zip(events[1:], searched) if e.renders <= 0.5 * 39]
+    during_race = [s for e, s in zip(events[1:], searched) if e.renders <= 0.5 * budget]
     assert len(set(during_race)) == 2, "both entrants are searched while the race lasts"
     assert len(set(searched[-2:])) == 1, "after the race only the leader is searched"
     assert [e.best_loss for e in events] == sorted((e.best_loss for e in events), reverse=True)
@@ -227,3 +225,47 @@ def test_unknown_or_total_locks_are_clear_errors(target, pool, space):
     everything = frozenset(space.names)
     with pytest.raises(RefineError, match="locked"):
         list(refine(target, [Preset.init()], 10, renderer=pool, popsize=4, config=RefineConfig(locked=everything)))
+
+
+def test_pitch_moving_parameters_are_not_searched_for_a_pitched_target(target, pool):
+    """A pitched clip: transposes, tunes and routes into a tune stay; an unpitched one: they are searched."""
+    from dataclasses import replace
+
+    pitch = {"osc_1_transpose", "osc_1_tune", "mod_lfo1_pitch"}
+    cfg = RefineConfig(open_filter=False)
+    first = next(refine(target, [Preset.init()], 20, renderer=pool, popsize=4, config=cfg))
+    assert not pitch & set(first.searched) and "osc_1_level" in first.searched
+    unpitched = replace(target, pitched=False, f0_hz=None)
+    first = next(refine(unpitched, [Preset.init()], 20, renderer=pool, popsize=4, config=cfg))
+    assert {"osc_1_transpose", "osc_1_tune"} <= set(first.searched)
+    assert first.renders == 3  # no tuning render for an unpitched clip
+
+
+def test_retune_puts_an_octave_and_cents_off_preset_on_the_clips_pitch(target, pool):
+    """Checked with an independent tracker (librosa.yin), not the detector retune uses."""
+    import librosa
+
+    from vital_inverse.synth import RenderJob
+    from vital_inverse.tuning import retune
+
+    off = Preset.from_values({"filter_1_on": 1.0, "filter_1_cutoff": 45.0, "osc_1_transpose": 12.0, "osc_1_tune": 0.4})
+
+    def render(presets):
+        return pool.render_jobs([RenderJob(p, 60, 0.8, NOTE_S, RENDER_S) for p in presets], raise_errors=False)
+
+    def f0(preset):
+        x = render([preset])[0].mean(axis=0)
+        return float(np.median(librosa.yin(x[2048:12000], fmin=60, fmax=2000, sr=44100, frame_length=4096)))
+
+    tuned = retune([off], target, render)[0]
+    assert abs(1200 * np.log2(f0(off) / 261.63)) > 1000  # an octave and 40 cents sharp
+    assert abs(1200 * np.log2(f0(tuned) / 261.63)) < 15
+    assert tuned.values["osc_1_transpose"] == 0.0
+
+
+def test_an_inaudible_render_is_a_failed_candidate_in_the_workers_too(target, pool):
+    from vital_inverse.refine import FAILED_LOSS, _Evaluator
+
+    quiet = Preset.from_values({"osc_1_level": 0.01})  # about -75 dBFS: nobody hears it
+    losses, best, _ = _Evaluator(pool, target, 0.0).evaluate([quiet, Preset.init()])
+    assert losses[0] == FAILED_LOSS and losses[1] < FAILED_LOSS and best == 1

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import numpy as np
@@ -12,7 +13,7 @@ import vita
 from vital_inverse.data.sampling import PresetSampler
 from vital_inverse.features import log_mel
 from vital_inverse.preset import Preset
-from vital_inverse.synth import SAMPLE_RATE, ParallelRenderer, Renderer, RenderJob, render
+from vital_inverse.synth import SAMPLE_RATE, Renderer, RenderJob, render
 
 
 def _dist(a, b):
@@ -60,12 +61,12 @@ def test_bad_note_arguments(renderer):
         renderer.render(Preset.init(), 60, 0.8, 0.0, 1.0)
 
 
-def test_parallel_renderer_returns_results_in_order(space):
+def test_parallel_renderer_returns_results_in_order(space, render_pool):
     sampler = PresetSampler(space, seed=2)
     presets = [sampler.preset(i) for i in range(6)]
     jobs = [RenderJob(p, note, 0.8, 0.2, 0.3) for p in presets for note in (48, 72)]
     serial = [render(j.preset, j.note, j.velocity, j.note_seconds, j.render_seconds) for j in jobs]
-    with ParallelRenderer(workers=2) as pr:
+    with contextlib.nullcontext(render_pool) as pr:  # the session's pool (starting one costs seconds)
         parallel = pr.render_jobs(jobs)
         assert len(parallel) == len(jobs)
         # each parallel result is nearest to its own serial render (distinct presets and notes)
@@ -90,9 +91,9 @@ def _rms_in_worker(job: RenderJob) -> tuple[int, bool, float]:
     return os.getpid(), in_render_worker(), float(np.sqrt(np.mean(np.square(audio))))
 
 
-def test_map_and_submit_run_work_next_to_the_workers_synth():
+def test_map_and_submit_run_work_next_to_the_workers_synth(render_pool):
     jobs = [RenderJob(Preset.init(), note, 0.8, 0.2, 0.3) for note in (48, 60, 72, 84)]
-    with ParallelRenderer(workers=2) as pr:
+    with contextlib.nullcontext(render_pool) as pr:
         out = list(pr.map(_rms_in_worker, jobs))
         assert [o[1] for o in out] == [True] * 4  # ran in the workers, not here
         assert {o[0] for o in out} <= {p.pid for p in pr._pool._processes.values()}
@@ -137,3 +138,36 @@ def test_workers_exit_when_their_parent_is_killed(tmp_path):
     while time.time() < deadline and any(alive(p) for p in pids):
         time.sleep(0.2)
     assert not any(alive(p) for p in pids)
+
+
+def _dark_and_bright(space) -> tuple[Preset, Preset]:
+    """Init with filter 1 on: cutoff at the bottom (dark) or the top (bright); the same structure, so the
+    second render after the first only sets controls, and Vital glides the cutoff between them."""
+    cutoff = space["filter_1_cutoff"]
+    dark = Preset.from_values({"filter_1_on": "On", "filter_1_cutoff": cutoff.min + 0.25 * (cutoff.max - cutoff.min)},
+                              space)
+    return dark, dark.with_values({"filter_1_cutoff": cutoff.max})
+
+
+def test_a_render_after_another_preset_equals_a_fresh_settled_one(space):
+    """What a render plays does not depend on what came before: the settle lets Vital's smoothing finish."""
+    import itertools
+
+    from vital_inverse.metrics import mss
+
+    dark, bright = _dark_and_bright(space)
+    args = (60, 0.8, 0.3, 0.5)
+    fresh = [Renderer().render(dark, *args) for _ in range(4)]  # random oscillator phases: compare means
+    noise = float(np.mean([mss(a, b) for a, b in itertools.combinations(fresh, 2)]))
+    bound = 1.5 * noise + 0.5
+    r = Renderer()
+    r.render(bright, 72, 0.8, 0.3, 0.5)  # a very different sound and note first
+    after = r.render(dark, *args)
+    assert np.mean([mss(after, f) for f in fresh]) <= bound, noise
+    # the same Vita without the settle plays the glide from the bright cutoff: audibly different
+    synth = vita.Synth()
+    assert synth.load_json(bright.to_vital_json())
+    synth.render(72, 0.8, 0.3, 0.5)
+    synth.get_controls()["filter_1_cutoff"].set(float(dark.values["filter_1_cutoff"]))
+    gliding = np.asarray(synth.render(*args))
+    assert np.mean([mss(gliding, f) for f in fresh]) > 2 * bound, noise

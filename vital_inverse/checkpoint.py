@@ -21,6 +21,9 @@ WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 CARD = "README.md"
 DEFAULT_DIR = Path(__file__).resolve().parents[1] / "checkpoints" / "default"
+#: Optional parts that travel with a checkpoint: the retrieval index and the generative head (flow.py).
+EXTRA_FILES = ("retrieval.safetensors", "flow.safetensors", "flow.json")
+FILES = [WEIGHTS, CONFIG, CARD, *EXTRA_FILES]
 
 
 class CheckpointError(UserError):
@@ -84,10 +87,10 @@ def _from_hub(repo_id: str) -> Path:
     from huggingface_hub import snapshot_download
 
     try:
-        return Path(snapshot_download(repo_id, allow_patterns=[WEIGHTS, CONFIG, CARD]))
+        return Path(snapshot_download(repo_id, allow_patterns=FILES))
     except Exception as online_error:  # offline, unknown repo, auth: try what is already here
         try:
-            return Path(snapshot_download(repo_id, allow_patterns=[WEIGHTS, CONFIG, CARD], local_files_only=True))
+            return Path(snapshot_download(repo_id, allow_patterns=FILES, local_files_only=True))
         except Exception:
             pass
         shipped = DEFAULT_DIR / CONFIG
@@ -137,7 +140,7 @@ def publish(folder: str | Path, repo_id: str, token: str | None = None, private:
     api = HfApi(token=token or os.environ.get("HF_TOKEN"))
     try:
         url = api.create_repo(repo_id, exist_ok=True, private=private, repo_type="model")
-        api.upload_folder(folder_path=str(folder), repo_id=repo_id, allow_patterns=[WEIGHTS, CONFIG, CARD],
+        api.upload_folder(folder_path=str(folder), repo_id=repo_id, allow_patterns=FILES,
                           commit_message="Upload Vital Inverse checkpoint")
     except Exception as e:
         raise CheckpointError(f"publishing to {repo_id} failed: {type(e).__name__}: {e}") from None

@@ -127,6 +127,14 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default=None, help="checkpoint folder or Hub repo id (default: the shipped one)")
     p.add_argument("--json", action="store_true", help="print one JSON object (note, losses, timings, paths, tutorial)")
 
+    p = sub.add_parser("morph", help="presets that glide from one .vital to another, each rendered")
+    p.add_argument("a", type=Path, help="the .vital to start from")
+    p.add_argument("b", type=Path, help="the .vital to end at")
+    p.add_argument("--steps", type=int, default=7, help="presets in the row, A and B included (2-33)")
+    p.add_argument("--out", type=Path, required=True, help="folder for step_NN.vital, step_NN.wav and morph.json")
+    p.add_argument("--note", type=int, default=60, help="MIDI note the steps are rendered at")
+    p.add_argument("--seconds", type=float, default=2.0, help="render length (the key is held 75%% of it)")
+
     p = sub.add_parser("render", help="render a .vital preset to a WAV file")
     p.add_argument("preset", type=Path)
     p.add_argument("--note", type=_midi_note, default=60, help="MIDI note (60 = middle C)")
@@ -189,6 +197,25 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--no-progress", action="store_true")
 
+    p = sub.add_parser("train-flow", help="train the generative head (flow matching) on a generated dataset")
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True,
+                   help="checkpoint folder to write flow.safetensors + flow.json into (e.g. the --checkpoint folder)")
+    p.add_argument("--checkpoint", default=None, help="predictor whose frozen encoder conditions the flow (default: the shipped one)")
+    p.add_argument("--epochs", type=int, default=60)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--lr", type=_positive, default=1e-3)
+    p.add_argument("--hidden", type=int, default=384)
+    p.add_argument("--blocks", type=int, default=4)
+    p.add_argument("--dropout", type=float, default=0.1)
+    p.add_argument("--emb-noise", type=float, default=0.1, help="embedding noise during training, in per-dimension stds")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--limit", type=int, default=None, help="at most this many training presets")
+    p.add_argument("--device", default="auto", help="auto (a GPU when present), cpu or cuda")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--time-limit", type=float, default=None, help="minutes; stop after the epoch that passes it")
+    p.add_argument("--no-progress", action="store_true")
+
     p = sub.add_parser("publish", help="push a checkpoint folder to the Hugging Face Hub")
     p.add_argument("checkpoint", type=Path)
     p.add_argument("--repo", required=True, help="USER/NAME")
@@ -202,16 +229,44 @@ def _match(args: argparse.Namespace) -> int:
 
     if args.refine_evals < 0:
         raise UsageError("--refine-evals must be 0 or more")
+    if args.out is not None and not args.out.is_dir() and not args.out.parent.is_dir():
+        raise UsageError(f"output folder {args.out.parent} does not exist; create it first")
+    # A bad clip is refused here in milliseconds, before the model loads and render workers start.
+    from .intake import analyze_file
+
+    analyze_file(args.clip)
     say = None if args.json else (lambda m: print(m, file=sys.stderr))
     r = match_clip(args.clip, refine_evals=args.refine_evals, seed=args.seed, out=args.out,
                    checkpoint=args.checkpoint, progress=say, lock=args.lock)
     if args.json:
         print(json.dumps(r))
     else:
+        for notice in r.get("notices", []):
+            print(f"notice: {notice}", file=sys.stderr)
+        if len(r.get("chord", [])) > 1:
+            print(f"notice: the clip holds more than one note ({r['note_name'].split('note: ')[-1].rstrip(')')}); "
+                  "matched at the lowest. For a closer match, upload one note.", file=sys.stderr)
         refined = r["losses"].get("refined")
         print(f"{r['note_name']}: loss {r['losses']['predicted']:.3f} predicted"
               + (f", {refined:.3f} refined" if refined is not None else "") + f"; wrote {r['paths']['preset']}")
         print(r["tutorial"])
+    return 0
+
+
+@command("morph")
+def _morph(args: argparse.Namespace) -> int:
+    from .morph import morph, render_morph, write_morph
+    from .preset import load_vital
+
+    if not 0 < args.seconds <= 30:
+        raise UsageError("--seconds must be more than 0 and at most 30")
+    a, b = load_vital(args.a), load_vital(args.b)
+    presets = morph(a, b, args.steps)
+    result = render_morph(presets, note=args.note, note_seconds=0.75 * args.seconds, render_seconds=args.seconds)
+    write_morph(result, args.out)
+    steps = ", ".join(f"{x:.2f}" for x in result.smooth["steps"])
+    print(f"wrote {len(presets)} presets and renders to {args.out}")
+    print(f"{result.summary()} Steps as a share of A->B: {steps or '-'}")
     return 0
 
 
@@ -352,6 +407,25 @@ def _train(args: argparse.Namespace) -> int:
                       dropout=args.dropout, weight_decay=args.weight_decay)
     best = train(cfg, progress=not args.no_progress)
     print(f"best epoch {best.get('epoch')}: val MSS {best.get('val_mss', float('nan')):.2f} dB; checkpoint in {args.out}")
+    return 0
+
+
+@command("train-flow")
+def _train_flow(args: argparse.Namespace) -> int:
+    from .training.flow_train import FlowTrainConfig, train_flow
+
+    for name in ("epochs", "batch_size", "hidden", "blocks"):
+        if getattr(args, name) <= 0:
+            raise UsageError(f"--{name.replace('_', '-')} must be positive")
+    if not 0 <= args.dropout < 1 or args.emb_noise < 0:
+        raise UsageError("--dropout must be in [0, 1) and --emb-noise at least 0")
+    cfg = FlowTrainConfig(data=str(args.data), out=str(args.out), checkpoint=args.checkpoint, epochs=args.epochs,
+                          batch_size=args.batch_size, lr=args.lr, hidden=args.hidden, blocks=args.blocks,
+                          dropout=args.dropout, emb_noise=args.emb_noise, seed=args.seed, limit=args.limit,
+                          device=args.device, threads=args.threads, time_limit_minutes=args.time_limit)
+    best = train_flow(cfg, progress=not args.no_progress)
+    print(f"best epoch {best.get('epoch')}: val flow loss {best.get('val_loss', float('nan')):.4f}; "
+          f"generative head in {args.out}")
     return 0
 
 

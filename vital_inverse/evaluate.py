@@ -399,6 +399,51 @@ def _score_presets(target_audio, note, note_seconds, render_seconds, presets, fi
     return out
 
 
+def score_groups(target_audio: np.ndarray, note: int, note_seconds: float, render_seconds: float,
+                 presets: Sequence, groups: dict[str, Sequence[int]]) -> dict[str, Scored]:
+    """Render every preset once and, per named group of preset indices, keep the lowest-MRSTFT one and score it:
+    what ``score_presets`` gives for each group's presets, at one render per preset (benchmarks comparing
+    candidate sources: heads, retrieval, K generative samples, all together)."""
+    import torch  # noqa: F401 - loaded before _OneThread looks for it
+
+    from .metrics import mrstft_batch
+    from .session import match_audio
+
+    with _OneThread():
+        t0 = time.perf_counter()
+        renderer = _renderer()
+        matched: list[np.ndarray | None] = []
+        peaks: list[float] = []
+        for p in presets:
+            try:
+                a = renderer.render(p, int(note), VELOCITY, float(note_seconds), float(render_seconds))
+                if not np.all(np.isfinite(a)):
+                    raise ValueError("the render contains NaN or infinite samples")
+                matched.append(match_audio(a, target_audio))
+                peaks.append(float(np.max(np.abs(a))) if a.size else 0.0)
+            except Exception:  # noqa: BLE001 - a failed candidate loses the selection
+                matched.append(None)
+                peaks.append(float("nan"))
+        ok = [i for i, m in enumerate(matched) if m is not None]
+        losses = [math.inf] * len(matched)
+        for i, v in zip(ok, mrstft_batch([matched[i] for i in ok], target_audio) if ok else []):
+            losses[i] = float(v) if math.isfinite(v) else math.inf
+        seconds = time.perf_counter() - t0
+        scored: dict[int, dict[str, float]] = {}
+        out: dict[str, Scored] = {}
+        for name, idx in groups.items():
+            alive = [i for i in idx if matched[i] is not None]
+            if not alive:
+                out[name] = Scored(error="no candidate of this group could be rendered")
+                continue
+            best = min(alive, key=lambda i: losses[i])
+            if best not in scored:
+                scored[best] = score_metrics(matched[best], target_audio)
+            out[name] = Scored(metrics=scored[best], chosen=best, losses=[losses[i] for i in idx], seconds=seconds,
+                               note=_silence_note(peaks[best]))
+        return out
+
+
 #: A render whose peak is below this is called silent in a row's detail (as dataset generation rejects it).
 SILENT_PEAK = 1e-4
 

@@ -5,6 +5,7 @@
     analyze(audio, sr)       -> Analysis                      the first note, analysed
     analyze_file(path)       =  load_audio + analyze
     detect_pitch(mono, sr)   -> (f0_hz | None, confidence)
+    detect_chord(mono, sr, f0) -> the notes' Hz when more than one note sounds, else ()
     warm_up()                   call at app start (imports only; there is no JIT)
 
 Every problem with the input is an `IntakeError` (a `UserError`) whose message says
@@ -20,7 +21,12 @@ refused as "a PNG image". Accepted containers: WAV/WAVEX/RF64/W64, AIFF, CAF, AU
 FLAC, OGG (Vorbis/Opus), MP3; any bit depth; 8-192 kHz; any channel count. The size
 (`IntakeLimits.max_bytes`) is checked before decoding and the duration
 (`max_seconds`) from the header before reading samples, so a ten-minute file costs
-nothing. NaN/inf samples, zero or one sample, silence (peak < -90 dBFS) are refused.
+nothing. NaN/inf samples, zero or one sample, silence (peak < -90 dBFS), clips too
+quiet to match (peak < -70 dBFS after the DC offset, the message gives the level) and
+samples over +60 dBFS (damaged floats) are refused. The decoders' own console chatter
+(libmpg123 probing random bytes) is kept off stderr; content that matches no format is
+said to be that, whatever its name. A WAV whose size fields are wrong (cut short, never
+filled in) is read as far as it goes and `Analysis.notices` says so.
 
 Analysis pipeline (`analyze`)
 -----------------------------
@@ -64,7 +70,13 @@ Analysis pipeline (`analyze`)
    function (FFT, vectorised over 24 frames of 40 ms) with two period picks per
    frame, a cluster vote across frames, and an octave/harmonic check on the mean
    spectrum. confidence = summed periodicity of the winning cluster / frames;
-   pitched when >= 0.5, else note 60, cents 0, f0 None.
+   pitched when >= 0.5, else note 60, cents 0, f0 None. Range 20 Hz - 5 kHz (every
+   fundamental of MIDI 16-111); above 1.5 kHz the spectrum may raise a period YIN took
+   2-4x too long. A chord (`detect_chord`: several notes with one common period whose
+   own fundamental is absent) is "more than one note": `Analysis.chord` lists them and
+   the note is the lowest. A hit that drops into a pitch it does not hold (kicks, toms)
+   is unpitched; one held within 12 dB of its peak for 0.4 s (an 808) keeps its pitch.
+   benchmarks/bench_edges.py measures all three.
 5. Peak-normalise the note to -1 dBFS (`TARGET_PEAK`); `gain` is the factor from
    the caller's input (original level = audio / gain, DC offset aside).
 
@@ -123,8 +135,10 @@ __all__ = [
     "IntakeLimits",
     "analyze",
     "analyze_file",
+    "detect_chord",
     "detect_pitch",
     "load_audio",
+    "midi_name",
     "warm_up",
 ]
 
@@ -150,9 +164,31 @@ GAP_REL_DB = -45.0
 GAP_SECONDS = 0.10
 #: Shortest clip accepted (before trimming).
 MIN_SECONDS = 0.02
-#: Pitch search range: A0 .. C8.
-FMIN = 27.5
-FMAX = 4200.0
+#: Pitch search range: every fundamental a Vital note of MIDI 16-111 has (20 Hz .. 5 kHz),
+#: covering the piano's A0-C8 (MIDI 21-108) with room for detune.
+FMIN = 20.0
+FMAX = 5000.0
+#: Above this a period is under ~30 samples at 44.1 kHz: YIN's dips at whole-sample lags
+#: get shallow, so a multiple of the period can win; the spectrum then decides (see
+#: `_octave_up_from_spectrum`).
+SHORT_PERIOD_HZ = 1500.0
+#: Chords (`detect_chord`): spectral peaks count as partials when they stand this far
+#: above the spectrum around them, and within CHORD_FLOOR_DB of the loudest; the notes
+#: are found among the partials within CHORD_STRONG_DB of the loudest; at most this many.
+CHORD_PEAK_DB = 15.0
+CHORD_FLOOR_DB = 50.0
+CHORD_STRONG_DB = 30.0
+CHORD_MAX_NOTES = 6
+#: ... and one note (not a chord) when its harmonics from the lowest heard up to 4x it are
+#: at least this complete.
+CHORD_GAPLESS = 0.9
+#: Drums (`_is_drum_hit`): a sound held within 12 dB of its peak this long keeps its
+#: pitch; a shorter one is unpitched if it glides into its pitch from this far above.
+DRUM_HELD_SECONDS = 0.4
+DRUM_GLIDE_SEMITONES = 1.5
+#: ... measured only when the onset has a clear period (YIN d' at most this; a gliding
+#: kick's onset has ~0.16).
+GLIDE_MAX_DIP = 0.35
 #: `confidence` at or above this -> pitched.
 PITCHED_CONFIDENCE = 0.5
 #: YIN "first" period: the shortest lag whose d' dip is within this of the deepest dip.
@@ -197,6 +233,8 @@ class Analysis:
     cents          f0 - note in cents, -50..50 (0 when unpitched).
     confidence     0..1 periodicity/consistency of the pitch (see detect_pitch).
     pitched        confidence >= PITCHED_CONFIDENCE; False for noise and most drums.
+    chord          MIDI notes, lowest first, when the clip holds more than one note
+                   (then `note`/`cents`/`f0_hz` are the lowest's); () for one note.
     f0_hz          pitch of the steady part (None when unpitched).
     note_seconds   onset -> start of the release: the render's note length.
     render_seconds len(audio) / 44100: the render's total length.
@@ -218,14 +256,28 @@ class Analysis:
     gain: float
     source_name: str
     notices: tuple[str, ...] = ()
+    chord: tuple[int, ...] = ()
+
+    @property
+    def more_than_one_note(self) -> bool:
+        """The clip holds a chord (`chord` lists its MIDI notes; `note` is the lowest)."""
+        return len(self.chord) > 1
 
     def note_name(self) -> str:
-        """'A3 +12 cents' (MIDI 60 = C4); 'C4 (unpitched)' for unpitched sounds."""
-        name = f"{_NOTE_NAMES[self.note % 12]}{self.note // 12 - 1}"
+        """'A3 +12 cents' (MIDI 60 = C4); 'C4 (unpitched)' for unpitched sounds;
+        'C4 +2 cents (more than one note: C4 E4 G4)' for a chord."""
+        name = midi_name(self.note)
         if not self.pitched:
             return f"{name} (unpitched)"
         cents = round(self.cents)
+        if self.more_than_one_note:
+            return f"{name} {cents:+d} cents (more than one note: {' '.join(midi_name(m) for m in self.chord)})"
         return f"{name} {cents:+d} cents"
+
+
+def midi_name(note: int) -> str:
+    """'C4' for MIDI 60."""
+    return f"{_NOTE_NAMES[note % 12]}{note // 12 - 1}"
 
 
 # --------------------------------------------------------------------------- loading
@@ -785,6 +837,143 @@ def _lower_pitch_needed(x: np.ndarray, sr: int, f_hi: float, f_lo: float) -> boo
     return (e_all - e_hi) >= SUBHARMONIC_RATIO * e_hi
 
 
+def _octave_up_from_spectrum(x: np.ndarray, sr: int, f0: float) -> float:
+    """A high f0's true pitch when YIN settled on a multiple of the period.
+
+    For pitches above SHORT_PERIOD_HZ the period is a few samples: the dip at the true
+    (fractional) lag is shallow and a 2-4x longer lag can win. If m * f0 (m = 4, 3, 2,
+    highest first) stays within FMAX and the partials of f0 outside m * f0's series
+    are inaudible (the same test as the octave check in `detect_pitch`), the pitch is m * f0."""
+    for m in range(MAX_SUBHARMONIC, 1, -1):
+        f_hi = m * f0
+        if f_hi < SHORT_PERIOD_HZ or f_hi > FMAX * 1.03:
+            continue
+        if not _lower_pitch_needed(x, sr, f_hi, f0):
+            return f_hi
+    return f0
+
+
+def _spectral_peaks(power: np.ndarray, bin_hz: float) -> tuple[np.ndarray, np.ndarray]:
+    """Partials of a mean power spectrum: (frequencies in Hz, powers), ascending in frequency.
+
+    A partial is a local maximum between FMIN and 10 kHz that stands CHORD_PEAK_DB above
+    the median of the spectrum around it (+-1/3 octave, at least +-40 bins) and within CHORD_FLOOR_DB of the
+    loudest partial. Maxima closer than a third of a semitone (unison voices, detune
+    smear) are merged into the loudest. Frequencies by parabolic interpolation in dB."""
+    lo = max(2, int(FMIN / bin_hz))
+    hi = min(len(power) - 2, int(10000.0 / bin_hz))
+    if hi <= lo:
+        return np.zeros(0), np.zeros(0)
+    db = 10.0 * np.log10(np.maximum(power, 1e-30))
+    k = np.arange(lo, hi)
+    is_max = (db[k] > db[k - 1]) & (db[k] >= db[k + 1])
+    k = k[is_max & (db[k] >= db[lo:hi].max() - CHORD_FLOOR_DB)]
+    if len(k) == 0:
+        return np.zeros(0), np.zeros(0)
+    keep = []
+    for i in k:
+        a, b = max(0, min(int(i / 1.26), i - 40)), min(len(db), max(int(i * 1.26), i + 40) + 1)
+        if db[i] >= np.median(db[a:b]) + CHORD_PEAK_DB:
+            keep.append(i)
+    k = np.array(keep, dtype=np.int64)
+    if len(k) == 0:
+        return np.zeros(0), np.zeros(0)
+    a, b, c = db[k - 1], db[k], db[k + 1]
+    den = a - 2 * b + c
+    shift = np.where(den < 0, 0.5 * (a - c) / np.where(den < 0, den, -1.0), 0.0)
+    freqs, pw = (k + np.clip(shift, -0.5, 0.5)) * bin_hz, power[k]
+    merged_f, merged_p = [freqs[0]], [pw[0]]
+    for f, pv in zip(freqs[1:], pw[1:]):
+        if f / merged_f[-1] < 2.0 ** (1.0 / 36.0):
+            if pv > merged_p[-1]:
+                merged_f[-1], merged_p[-1] = f, pv
+        else:
+            merged_f.append(f)
+            merged_p.append(pv)
+    return np.array(merged_f), np.array(merged_p)
+
+
+def detect_chord(mono: np.ndarray, sample_rate: int, f0: float | None) -> tuple[float, ...]:
+    """The notes of a clip that holds more than one, lowest first, in Hz; () for one note.
+
+    Several notes sound together as one period (C-E-G = 4:5:6 repeats at C two octaves
+    down), so YIN (`f0`, the common period) reports a low note that is not there. Here
+    the partials of the mean spectrum (`_spectral_peaks`) decide:
+    - one note when f0 itself is a partial (within 50 dB of the loudest);
+    - else the partials within 30 dB of the loudest are explained greedily from the
+      bottom: the lowest partial that is not a harmonic (within 3 %) of a note found so
+      far starts a new note (one note, or more than CHORD_MAX_NOTES: not a chord);
+    - one note when a "note" brings none of its own harmonics while other partials are
+      there (a single note's uneven spectrum), or when the notes share no common period
+      (`_common_period`; unison detune smears a note into peaks that share none);
+    - still one note when the partials are harmonics d, d+1, d+2 ... of one pitch
+      without gaps (`CHORD_GAPLESS`; a note whose fundamental is filtered away), where
+      a chord leaves gaps: C-E-G holds harmonics 4, 5, 6, 8, 10, 12 of C two octaves
+      down, not 7, 9, 11.
+    An octave doubling cannot be told from timbre and counts as one note. Never raises."""
+    if f0 is not None and not f0 > 0:
+        return ()
+    try:
+        x = np.asarray(mono, dtype=np.float64).reshape(-1)
+        sr = int(sample_rate)
+        if x.size < 1024 or sr <= 0 or not np.isfinite(x).all() or not np.abs(x).max() > 0:
+            return ()
+        power, bin_hz = _mean_power_spectrum(x / np.abs(x).max(), sr)
+    except (TypeError, ValueError, OverflowError):
+        return ()
+    freqs, pw = _spectral_peaks(power, bin_hz)
+    if len(freqs) < 2 or (f0 is not None and np.any(np.abs(np.log2(freqs / f0)) < 0.04)):
+        return ()  # no partials to speak of, or the period's own fundamental is heard: one note
+    strong = freqs[pw >= pw.max() * 10.0 ** (-CHORD_STRONG_DB / 10.0)]
+    notes: list[float] = []
+    for f in strong:
+        if any(abs(f / r - round(f / r)) < 0.03 * round(f / r) for r in notes if f / r > 0.97):
+            continue
+        notes.append(float(f))
+        if len(notes) > CHORD_MAX_NOTES:
+            return ()
+    if len(notes) < (2 if f0 is not None else 3):
+        return ()  # without a confident common period only three notes or more make a chord (a short low
+        # pluck's smear can look like two)
+    if len(strong) > len(notes):
+        # Notes of rich tones each bring their own harmonics; "notes" that are lone partials
+        # among many are a single note's uneven spectrum (random partial amplitudes, formants).
+        for r in notes:
+            k = strong / r
+            if np.count_nonzero((k > 1.5) & (np.abs(k - np.round(k)) < 0.03 * np.round(k))) == 0:
+                return ()
+    if not _common_period(np.array(notes), f0):
+        return ()  # not one common period: a detuned (unison) note's smear, not notes played together
+    for d in range(2, CHORD_MAX_NOTES + 1):  # the lowest partial as harmonic d of one note
+        k = strong / (notes[0] / d)
+        kr = np.round(k)
+        if np.all(np.abs(k - kr) <= 0.02 * k):
+            weak = freqs / (notes[0] / d)  # gaps are counted over every partial (a decaying pluck's weak ones too)
+            ks = {int(v) for v in np.round(weak[np.abs(weak - np.round(weak)) <= 0.02 * weak])}
+            span = range(d, min(4 * d, int(kr.max())) + 1)
+            if len(span) >= 3 and len(ks & set(span)) >= CHORD_GAPLESS * len(span):
+                return ()  # harmonics d, d+1, d+2 ... all there: one note without its fundamental
+    return tuple(notes) if len(notes) >= 2 else ()
+
+
+def _common_period(notes: np.ndarray, f0: float | None) -> bool:
+    """Do the notes sound together as one period, as notes of a chord do?
+
+    With YIN's f0: every note a harmonic of f0 or of f0 / 2 (C-E-G's common period, C two
+    octaves below C, can lie below FMIN) within 2 %. Without one (the period too weak or
+    too long for YIN, e.g. a low triad of detuned voices): the notes are harmonics d, ...
+    of notes[0] / d for some d <= 10 (a minor triad is 10:12:15) within 1 %."""
+    if f0 is not None:
+        periods, tol = (f0, f0 / 2), 0.02
+    else:
+        periods, tol = tuple(notes[0] / d for d in range(1, 11)), 0.01
+    for p in periods:
+        k = notes / p
+        if np.all(np.abs(k - np.round(k)) <= tol * k):
+            return True
+    return False
+
+
 def _mean_power_spectrum(x: np.ndarray, sr: int) -> tuple[np.ndarray, float]:
     """Mean Hann-windowed power spectrum over up to 6 frames of ~0.37 s."""
     n = 1 << round(math.log2(max(256, 0.37 * sr)))
@@ -837,7 +1026,7 @@ def detect_pitch(mono: np.ndarray, sample_rate: int, *, n_frames: int = 24) -> t
     x = x / peak
     tau_min = max(2, math.floor(sr / FMAX))
     tau_max = math.ceil(sr / FMIN)
-    w = max(round(0.04 * sr), 2 * tau_min + 2)  # integration window
+    w = max(round(0.04 * sr), 2 * tau_min + 2, tau_max)  # integration window: >= 40 ms and >= the longest period
     if len(x) < w + tau_max + 1:
         # short signal: shrink the lag range (raises the lowest detectable pitch)
         tau_max = (len(x) - 1) // 2
@@ -872,8 +1061,9 @@ def detect_pitch(mono: np.ndarray, sample_rate: int, *, n_frames: int = 24) -> t
         if not harmonic or (m <= MAX_SUBHARMONIC and _lower_pitch_needed(x, sr, f_hi, f_lo)):
             st, score = st_exact, score_exact
     f0 = float(2.0 ** (st / 12.0))
+    f0 = _octave_up_from_spectrum(x, sr, f0)
     confidence = float(np.clip(score / len(frames), 0.0, 1.0))
-    if confidence < PITCHED_CONFIDENCE or not FMIN * 0.97 <= f0 <= FMAX * 1.03:
+    if confidence < PITCHED_CONFIDENCE or not FMIN <= f0 <= FMAX * 1.03:
         return None, confidence
     return f0, confidence
 
@@ -1168,7 +1358,13 @@ def analyze(
     p1 = min(p1, p0 + int(1.5 * SAMPLE_RATE))
     if p1 - p0 < 4096:
         p0, p1 = 0, min(note.shape[1], max(p1, 4096))
-    f0, confidence = detect_pitch(note[:, p0:p1].mean(axis=0), SAMPLE_RATE)
+    steady = note[:, p0:p1].mean(axis=0)
+    f0, confidence = detect_pitch(steady, SAMPLE_RATE)
+    chord = detect_chord(steady, SAMPLE_RATE, f0)
+    if chord:  # more than one note: matched at the lowest
+        f0, confidence = chord[0], max(confidence, PITCHED_CONFIDENCE)
+    elif f0 is not None and _is_drum_hit(note.mean(axis=0), e, hop_s, f0, confidence):
+        f0 = None
     if f0 is None:
         midi, cents, pitched = 60, 0.0, False
     else:
@@ -1192,7 +1388,44 @@ def analyze(
         render_seconds=render_seconds,
         gain=float(g / peak),
         source_name=str(source_name) if source_name else "clip",
+        chord=tuple(_midi_of(f) for f in chord),
     )
+
+
+def _onset_glide(x: np.ndarray, sr: int, f0: float) -> float:
+    """Semitones by which the note's first ~2 periods (from the onset) lie above f0.
+
+    One YIN frame (window one period of f0, lags a quarter to 1.2 periods): the deepest
+    dip is the period at the onset. A steady note gives ~0; a kick or tom that drops into
+    its pitch gives several semitones."""
+    period = sr / f0
+    w = max(int(period), int(0.01 * sr))
+    tau_lo, tau_hi = max(2, int(period / 4)), int(1.2 * period) + 1
+    n = w + tau_hi + 1
+    if len(x) < n:
+        return 0.0
+    cm = _yin_cmndf(x[None, :n] - x[:n].mean(), w, tau_hi)[0]
+    k = tau_lo + int(np.argmin(cm[tau_lo : tau_hi + 1]))
+    if cm[k] > GLIDE_MAX_DIP:
+        return 0.0  # no clear period at the onset (a click, a filter's transient): no evidence of a glide
+    return 12.0 * math.log2(period / max(k, 1))
+
+
+def _is_drum_hit(x: np.ndarray, e: np.ndarray, hop_s: float, f0: float, confidence: float) -> bool:
+    """A percussive hit whose pitch is not held: unpitched although YIN found a period.
+
+    Held = the level stays within 12 dB of its peak for DRUM_HELD_SECONDS (an 808 or a
+    held synth note). A shorter sound is a drum when it drops into its pitch from more
+    than DRUM_GLIDE_SEMITONES above (kicks, toms, a snare's body). Noise-like drums
+    (snares, hats, claps) have no steady period and are unpitched by YIN already."""
+    held = float(np.count_nonzero(e >= e.max() - 12.0)) * hop_s
+    if held >= DRUM_HELD_SECONDS:
+        return False
+    return _onset_glide(x, SAMPLE_RATE, f0) > DRUM_GLIDE_SEMITONES
+
+
+def _midi_of(f_hz: float) -> int:
+    return int(np.clip(round(69.0 + 12.0 * math.log2(f_hz / 440.0)), 0, 127))
 
 
 def analyze_file(path, limits: IntakeLimits = IntakeLimits()) -> Analysis:

@@ -33,6 +33,7 @@ _CLIP_LABELS = {
     "mixed": "best guess with the clip's own wavetable in oscillator 1",
     "noise": "noise through a filter, fitted envelope (unpitched clip)",
 }
+GENERATIVE_K = 32  # samples drawn from the generative head (flow.py) per clip, when the checkpoint has one
 
 
 @dataclass
@@ -43,8 +44,9 @@ class Candidate:
     probability: float
     changes: dict[str, str] = field(default_factory=dict)  # categoricals swapped from the arg-max: name -> option
 
-    #: "network", "retrieval" (a training preset that sounds alike), or a start made of the clip
-    #: (``resynthesis`` module): "resynthesis", "mixed" (network modules + the clip's table), "noise"
+    #: "network", "retrieval" (a training preset that sounds alike), "generative" (a sample of the
+    #: generative head), or a start made of the clip (``resynthesis`` module): "resynthesis", "mixed"
+    #: (network modules + the clip's table), "noise"
     source: str = "network"
 
     @property
@@ -53,6 +55,8 @@ class Candidate:
             return _CLIP_LABELS[self.source]
         if self.source == "retrieval":
             return f"nearest training preset (log-mel distance {self.probability:.0f})"
+        if self.source == "generative":
+            return f"generative sample {int(self.probability)}"
         if not self.changes:
             return f"best guess (p={self.probability:.2f})"
         return ", ".join(f"{k}={v}" for k, v in self.changes.items()) + f" (p={self.probability:.2f})"
@@ -110,11 +114,13 @@ class PresetPredictor:
         self.features = FeatureConfig.from_dict(info.features)
         self.source = source
         self.index = None
+        self.flow = None  # flow.VelocityNet: the generative head, when the checkpoint has one
 
     @classmethod
     def load(cls, source: str | Path | None = None, space: ParamSpace | None = None,
-             ast_source: str | None = None) -> PresetPredictor:
-        """Load from a checkpoint folder or Hub repo id (default: the shipped checkpoint)."""
+             ast_source: str | None = None, device: str = "auto") -> PresetPredictor:
+        """Load from a checkpoint folder or Hub repo id (default: the shipped checkpoint); ``device`` places
+        the generative head (auto: a GPU when present)."""
         space = space or default_space()
         folder = ckpt.resolve(source)
         info = ckpt.read_info(folder, space.hash)
@@ -135,6 +141,10 @@ class PresetPredictor:
         from .retrieval import RetrievalIndex
 
         predictor.index = RetrievalIndex.load(folder)
+        if cfg.encoder == "compact":
+            from .flow import encoder_fingerprint, load_flow
+
+            predictor.flow = load_flow(folder, space.hash, encoder_fingerprint(model), device)
         return predictor
 
     # -- inputs -------------------------------------------------------------
@@ -156,10 +166,12 @@ class PresetPredictor:
         return cont[0].numpy(), routes[0].numpy(), [torch.softmax(l[0], 0).numpy() for l in logits]
 
     # -- candidates -----------------------------------------------------------
-    def predict(self, analysis, k: int = 4, retrieval: int = 2, resynthesis: bool = True) -> list[Candidate]:
+    def predict(self, analysis, k: int = 4, retrieval: int = 2, resynthesis: bool = True,
+                generative: int = GENERATIVE_K) -> list[Candidate]:
         """The K most probable network candidates for an intake ``Analysis`` (best first), then up to
-        ``retrieval`` nearest training presets when the checkpoint ships a retrieval index, then (with
-        ``resynthesis``) the starts made of the clip itself (``clip_candidates``)."""
+        ``retrieval`` nearest training presets when the checkpoint ships a retrieval index, then
+        ``generative`` samples of the generative head when it has one, then (with ``resynthesis``) the
+        starts made of the clip itself (``clip_candidates``)."""
         if k < 1:
             raise ValueError("k must be at least 1")
         cont, routes, probs = self.distributions(analysis.audio, analysis.note)
@@ -182,8 +194,39 @@ class PresetPredictor:
             for preset, dist in self.index.presets(self.space, mel, analysis.note, retrieval):
                 preset = preset.with_meta(name=f"{name} (Vital Inverse)", comments="Nearest training preset (Vital Inverse)")
                 out.append(Candidate(preset, dist, {}, source="retrieval"))
+        if self.flow is not None and generative > 0:
+            out += self.generative(analysis, generative)
         if resynthesis:
             out += clip_candidates(analysis, [out[0].preset])
+        return out
+
+    # -- the generative head ----------------------------------------------------
+    @torch.no_grad()
+    def flow_condition(self, audio: np.ndarray, note: int) -> torch.Tensor:
+        """The generative head's condition for one clip (``flow.condition``): (C,)."""
+        from .flow import condition
+
+        return condition(self.model, self.model_input(audio), torch.tensor([int(note)]))[0]
+
+    def flow_samples(self, analysis, k: int, seed: int = 0) -> np.ndarray:
+        """K samples of the generative head for a clip: (K, V) flow vectors (``flow.FlowCodec`` layout)."""
+        from .flow import sample
+
+        if self.flow is None:
+            raise ValueError("this checkpoint has no generative head (flow.safetensors)")
+        cond = self.flow_condition(analysis.audio, analysis.note)
+        return sample(self.flow, cond, int(analysis.note), int(k), seed=seed).numpy()
+
+    def generative(self, analysis, k: int = GENERATIVE_K, seed: int = 0) -> list[Candidate]:
+        """K presets sampled from p(preset | clip, note), in sampling order (not ranked: render them to choose)."""
+        from .flow import FlowCodec
+
+        name = getattr(analysis, "source_name", "clip")
+        out = []
+        for i, values in enumerate(FlowCodec(self.space).decode(self.flow_samples(analysis, k, seed))):
+            preset = Preset(values=values, name=f"{name} (Vital Inverse)",
+                            comments="Sampled by Vital Inverse's generative head", space_hash=self.space.hash)
+            out.append(Candidate(preset, float(i + 1), {}, source="generative"))
         return out
 
     def _with_categoricals(self, values: dict[str, float], choice: Sequence[int]) -> dict[str, float]:

@@ -233,6 +233,7 @@ def load_vital(path: str | Path, space: ParamSpace | None = None) -> Preset:
 def parse_vital(text: str, name: str = "preset", space: ParamSpace | None = None) -> Preset:
     """Parse .vital JSON text into a Preset (see ``load_vital``)."""
     space = space or default_space()
+    text = text[1:] if text.startswith("\ufeff") else text  # a byte-order mark some editors add
     if len(text) > MAX_PRESET_BYTES:
         raise PresetError(f"{name}: {len(text) / 2**20:.0f} MB of text; a .vital preset is at most "
                           f"{MAX_PRESET_BYTES // 2**20} MB (Vital's own are under 1 MB)")

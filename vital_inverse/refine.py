@@ -12,7 +12,13 @@ How it works
 1. Every start preset is rendered at the target's note and length (MIDI
    ``target.note``, velocity 0.8, ``target.note_seconds`` held,
    ``target.render_seconds`` long) and scored; the best one is the start.
-   These renders count against the budget.
+   These renders count against the budget. For a pitched target each start
+   is first shifted onto the target's f0 (``tuning.retune``, one render
+   each), and nothing that moves the pitch is searched (every transpose and
+   tune, routes into a tune: ``tuning.pitch_locked``), so the match stays on
+   the clip's pitch; unpitched targets search them as before. A start given
+   with its ``incumbent`` score (a previous run's best, the scored
+   prediction) is not re-rendered: that score is the one to beat.
 2. A start whose filter 1 is off gets it switched on fully open (Init's
    analog 12 dB low-pass at the top cutoff, envelope 2 -> cutoff at 1e-4):
    it sounds the same (loss 0.43 against Init itself; Init vs Init 0.29) but
@@ -37,7 +43,8 @@ How it works
    preset's output level is not what we match; the exported preset keeps its
    own level), then auraloss ``MultiResolutionSTFTLoss()`` with its defaults,
    one sound per call (equal to ``metrics.mrstft`` to ~1e-6) against the
-   target. No log-mel term: it did not improve MSS (below).
+   target. No log-mel term: it did not improve MSS (below). A render below
+   -60 dBFS RMS is a failed candidate (``FAILED_LOSS``), in the workers too.
 6. Noise: Vita renders differ run to run (random oscillator/unison phases,
    noise), so the minimum of a population is biased low. When a generation's
    best beats the incumbent it is re-rendered ``RESCORE_RENDERS`` more times
@@ -214,6 +221,9 @@ class RefineConfig:
     race_share: float = 0.3  # share of the budget (renders, else seconds) the race lasts; then only its leader goes on
     locked: frozenset[str] = frozenset()  # parameters kept exactly as the start has them (locks.expand_locks)
     lock_pitch: bool = True  # pitched target: starts retuned onto its f0; nothing that moves the pitch is searched
+    moves: object | None = None  # moves.CategoricalMoves (anything with .propose(preset, n)): tried on a stall
+    stall_generations: int = 6  # generations without a better incumbent before categorical moves are tried
+    move_batch: int = 8  # categorical moves rendered per try (counted in the budget)
 
 
 # --------------------------------------------------------------------------
@@ -697,6 +707,7 @@ class _Search:
                  "verb_disp": 0, "CMA_diagonal": bool(config.diagonal)},
             )
         self.best, self.best_loss, self.best_audio = start, float(loss), audio
+        self.stalled = 0  # generations since the incumbent last improved
 
     def preset_at(self, x: np.ndarray) -> Preset:
         full = self.x_all.copy()
@@ -839,6 +850,7 @@ def _loop(target, starts, renders_limit, seconds_limit, seed, renderer, popsize,
         turn += 1
         g0 = time.monotonic()
         generation += 1
+        before = current.best_loss
         n = int(min(popsize, left() - rescore))
         X = current.ask()
         partial = n < popsize
@@ -852,7 +864,32 @@ def _loop(target, starts, renders_limit, seconds_limit, seed, renderer, popsize,
             c_loss, c_audio = fresh_loss(challenger, k) if k > 0 else (gen_loss, best_audio)
             if c_loss < current.best_loss and c_audio is not None:
                 current.best, current.best_audio, current.best_loss = challenger, c_audio, c_loss
+        if config.moves is not None:  # stalled: try other categoricals (moves.py), judged on fresh renders
+            current.stalled = 0 if current.best_loss < before else current.stalled + 1
+            if current.stalled >= config.stall_generations and left() - rescore > config.move_batch:
+                current.stalled = 0
+                moved = _categorical_move(current, ev, fresh_loss, left, rescore, config)
+                if moved is not None:
+                    locked = frozenset(pitch_locked(moved[0], target, space)) if config.lock_pitch else frozenset()
+                    new = _Search(*moved, space, config, popsize, sigma0, seed + generation, locked)
+                    searches[searches.index(current)] = current = new
         last_gen_seconds = time.monotonic() - g0
         population = X[:n].copy()
         why = "budget" if partial else reason_to_stop()
         yield event()
+
+
+def _categorical_move(search: _Search, ev, fresh_loss, left, rescore: int, config: RefineConfig):
+    """(preset, loss, audio) of the best of the next categorical moves of ``search``'s incumbent when fresh
+    renders say it beats the incumbent, else None. Moves that would change a locked setting are dropped."""
+    n = int(min(config.move_batch, left() - rescore))
+    proposals = [p for p in config.moves.propose(search.best, n)
+                 if all(p.values.get(k) == search.best.values.get(k) for k in config.locked)]
+    if not proposals:
+        return None
+    losses, i, audio = ev.evaluate(proposals)
+    if i < 0 or float(losses[i]) >= search.best_loss:
+        return None
+    k = int(min(rescore, max(0.0, left())))
+    loss, a = fresh_loss(proposals[i], k) if k > 0 else (float(losses[i]), audio)
+    return (proposals[i], loss, a) if loss < search.best_loss and a is not None else None

@@ -30,7 +30,7 @@ closes that gap:
    harmonics (breath, bow, detuned stacks), a second start adds the sample
    oscillator's white noise through filter 2 (a low-pass at that residual's
    roll-off), its level set from two renders to a share of the residual
-   (``NOISE_SHARE_GAIN``: the full share is too loud, BENCHMARKS.md section 7).
+   (``NOISE_SHARE_GAIN``: the full share is too loud, BENCHMARKS.md section 10).
 5. **Unpitched clips** (``noise_start``): the sample oscillator's white noise
    through filter 1 (a low-pass at the clip's spectral roll-off) under the
    fitted envelope; if intake's detector still finds an f0 (a chord, a
@@ -40,7 +40,7 @@ closes that gap:
    oscillators) from a predicted preset.
 
 Not done: stereo width as unison voices (detuned voices raised MSS where
-tried: BENCHMARKS.md section 7; the starts stay one voice, centred) and a
+tried: BENCHMARKS.md section 10; the starts stay one voice, centred) and a
 pitch envelope for pitched drums (no envelope -> pitch route in the
 ParamSpace). All starts are ordinary ``Preset``s (ParamSpace values + the custom table in
 ``custom_wavetables`` + a base document carrying LFO 1's one-shot mode), so

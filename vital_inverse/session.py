@@ -35,6 +35,7 @@ import numpy as np
 from .errors import UserError
 from .intake import Analysis, IntakeLimits, analyze_file
 from .preset import Preset
+from .tutorial.report import TABLE_COLUMNS, parameter_table  # re-exported: the settings table is the report's
 
 __all__ = [
     "TABLE_COLUMNS",
@@ -53,7 +54,6 @@ __all__ = [
 ]
 
 VELOCITY = 0.8  # the velocity every render uses (as the dataset and refinement)
-TABLE_COLUMNS = ("Module", "Setting", "Value", "Note")
 _MIN_SAMPLES = 2048  # the refinement loss's largest FFT: shorter notes cannot be scored
 
 DEFAULT_LIMITS = IntakeLimits()  # frozen: safe to share
@@ -70,10 +70,10 @@ class MatchState:
 
     analysis: Analysis
     candidates: list  # list[predict.Candidate], best first by probability
-    candidate_losses: list[float]  # loss of each candidate's render, in candidate order
+    candidate_losses: list[float]  # loss of one render of each candidate, in candidate order
     best_index: int  # the candidate with the lowest loss
     predicted_audio: np.ndarray = field(repr=False)  # its render, matched to the clip (length, RMS)
-    predicted_loss: float
+    predicted_loss: float  # mean loss of fresh renders of the best candidate (as refinement scores its incumbent)
     refined: Preset | None = None
     refined_audio: np.ndarray | None = field(default=None, repr=False)
     refined_loss: float | None = None
@@ -271,8 +271,9 @@ def analyze_clip(path, predictor, renderer, k: int = 4, *, limits: IntakeLimits 
     # fresh renders, as refinement scores every incumbent, so "predicted" and "refined" compare honestly.
     fresh, _, fresh_audio = _render_and_score(renderer, [candidates[best].preset] * _rescore_renders(), analysis)
     finite = [x for x in fresh if math.isfinite(x)]
+    predicted_loss = float(losses[best])
     if finite and fresh_audio is not None:
-        losses[best], matched = float(np.mean(finite)), fresh_audio
+        predicted_loss, matched = float(np.mean(finite)), fresh_audio
     timings["render_score"] = time.perf_counter() - t
     timings["analyze_total"] = time.perf_counter() - t0
     say(1.0, "Done")
@@ -282,7 +283,7 @@ def analyze_clip(path, predictor, renderer, k: int = 4, *, limits: IntakeLimits 
         candidate_losses=losses,
         best_index=best,
         predicted_audio=matched,
-        predicted_loss=float(losses[best]),
+        predicted_loss=predicted_loss,
         timings=timings,
     )
 
@@ -356,34 +357,6 @@ def export(state: MatchState, folder: str | Path, name: str | None = None) -> Pa
     )
     return preset.save(folder / f"{stem}.vital")
 
-
-_KIND_ORDER = ("oscillator", "sample", "filter", "envelope", "lfo", "effect", "modulation")
-
-
-def parameter_table(preset: Preset, renderer=None, locked: frozenset[str] | set[str] = frozenset()) -> list[list[str]]:
-    """Rows (``TABLE_COLUMNS``: module, setting, value, note) of the modules that are on and audible.
-
-    Read from the tutorial's report: Vital's own display names and value text
-    (with units) after loading the preset into Vita. Order: oscillators
-    (and sample), filters, envelopes, LFOs, effects, then modulation.
-    ``renderer``: a ``synth.Renderer`` to load the preset into (default:
-    this thread's own). ``locked``: parameter names kept as they were by
-    refinement; their note says so.
-    """
-    from .tutorial import build_report
-
-    report = build_report(preset, renderer=renderer)
-    sections = sorted(report.sections, key=lambda s: _KIND_ORDER.index(s.kind))
-    rows: list[list[str]] = []
-    for s in sections:
-        for i in s.items:
-            setting = i.display_name
-            if s.kind != "modulation" and setting.startswith(s.title + " ") and len(setting) > len(s.title) + 1:
-                setting = setting[len(s.title) + 1:]
-            note = "; ".join(x for x in ("🔒 locked" if i.name in locked else "", i.hint,
-                                         "as in Init" if not i.changed else "") if x)
-            rows.append([s.title, setting, i.text_value, note])
-    return rows
 
 
 def warm_worker(_: int = 0) -> int:
@@ -474,6 +447,8 @@ def match_clip(path, refine_evals: int = 0, seed: int = 0, out: str | Path | Non
         "pitched": bool(a.pitched),
         "confidence": float(a.confidence),
         "f0_hz": a.f0_hz,
+        "chord": [int(n) for n in a.chord],
+        "notices": list(a.notices),
         "note_seconds": float(a.note_seconds),
         "render_seconds": float(a.render_seconds),
         "losses": {

@@ -30,8 +30,9 @@ from .synth import SAMPLE_RATE
 __all__ = ["N_OSC", "cents_off", "pitch_locked", "retune", "shift_cents", "sounding_f0"]
 
 N_OSC = 3
-#: Offsets below this (cents) are left alone: within the detector's own spread on steady notes.
-TOLERANCE_CENTS = 3.0
+#: Offsets below this (cents) are left alone: one render's f0 moves by up to ~7 cents for
+#: unison/chorus patches (random phases), and shifting on that noise would add error, not remove it.
+TOLERANCE_CENTS = 8.0
 
 
 def sounding_f0(audio: np.ndarray) -> float | None:
