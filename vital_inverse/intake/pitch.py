@@ -57,17 +57,18 @@ MAX_SUBHARMONIC = 4
 
 
 def midi_name(note: int) -> str:
-    """'C4' for MIDI 60, 'C#4' for 61 (ASCII sharps, as Vital writes them)."""
+    """'C4' for MIDI 60, 'C#4' for 61 (ASCII sharps). For display only, off `analyze`'s path."""
     import librosa
 
     return librosa.midi_to_note(int(note), unicode=False)
 
 
 def nearest_note(f_hz: float) -> tuple[int, float]:
-    """(MIDI note 0-127 nearest to `f_hz`, the offset from it in cents, -50..50)."""
-    import librosa
+    """(MIDI note 0-127 nearest to `f_hz`, the offset from it in cents, -50..50).
 
-    m = float(librosa.hz_to_midi(f_hz))
+    librosa.hz_to_midi's formula, written out: `analyze` is on the request path, and the
+    first use of librosa in a process imports scipy.signal and numba (2-4 s here)."""
+    m = 69.0 + 12.0 * math.log2(f_hz / 440.0)
     midi = int(np.clip(round(m), 0, 127))
     return midi, float(np.clip((m - midi) * 100.0, -50.0, 50.0))
 
@@ -75,8 +76,10 @@ def nearest_note(f_hz: float) -> tuple[int, float]:
 def yin_cmndf(frames: np.ndarray, w: int, tau_max: int) -> np.ndarray:
     """YIN cumulative-mean-normalised difference d'(tau), tau = 0..tau_max, per frame.
 
-    frames: (F, w + tau_max) float64. Difference function via FFT correlation:
-    d(tau) = E(x[0:w]) + E(x[tau:tau+w]) - 2 sum x[j] x[j+tau].
+    frames: (F, n) float64 with n >= w + tau_max; w: the integration window in samples.
+    Difference function via FFT correlation: d(tau) = E(x[0:w]) + E(x[tau:tau+w]) - 2 sum
+    x[j] x[j+tau]. Returns (F, tau_max + 1); d'(0) = 1, and 1 where d' is undefined (silence).
+    One YIN for the package: `detect_pitch` and the f0 metric (`metrics.f0_error_cents`).
     """
     n = frames.shape[1]
     nfft = next_fast_len(n + w, real=True)
@@ -96,8 +99,9 @@ def yin_cmndf(frames: np.ndarray, w: int, tau_max: int) -> np.ndarray:
     return out
 
 
-def _refine(cm: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Parabolic interpolation of d' around integer lags k (one per frame)."""
+def refine_dip(cm: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Parabolic interpolation of d' (F, lags) around integer lags k (F,), one per frame:
+    (fractional lags, d' at them), each (F,)."""
     k = np.clip(k, 1, cm.shape[1] - 2)
     rows = np.arange(cm.shape[0])
     a, b, c = cm[rows, k - 1], cm[rows, k], cm[rows, k + 1]
@@ -129,8 +133,8 @@ def _pick_periods(cm: np.ndarray, tau_min: int):
     k_exact = np.argmax(depth <= deepest + EXACT_TOLERANCE, axis=1)
     if none.any():
         k_first[none] = k_exact[none] = np.argmin(inner[none], axis=1)
-    p1, d1 = _refine(cm, k_first + tau_min)
-    p2, d2 = _refine(cm, k_exact + tau_min)
+    p1, d1 = refine_dip(cm, k_first + tau_min)
+    p2, d2 = refine_dip(cm, k_exact + tau_min)
     return p1, d1, p2, d2
 
 

@@ -47,10 +47,9 @@ def _smooth(p: np.ndarray, k: int) -> np.ndarray:
 
 
 def _db(p: np.ndarray) -> np.ndarray:
-    """Power -> dB re 1, floored at -200 dB."""
-    import librosa
-
-    return librosa.power_to_db(p, amin=1e-20, top_db=None)
+    """Power -> dB re 1, floored at -200 dB: `librosa.power_to_db(p, amin=1e-20, top_db=None)`
+    written out, as librosa's first use in a process costs seconds of imports (see `pitch.nearest_note`)."""
+    return 10.0 * np.log10(np.maximum(p, 1e-20))
 
 
 def find_onset_and_end(y: np.ndarray, sr: int) -> tuple[int, int]:
