@@ -97,6 +97,8 @@ from typing import Any
 
 import numpy as np
 
+from .constants import RENDER_VELOCITY as VELOCITY, SAMPLE_RATE
+from .constants import SILENT_RENDER_PEAK as SILENT_PEAK  # a render below it is called silent in a row's detail
 from .errors import UserError
 from .summary import METRICS, REFERENCE_ROWS, bootstrap_ci, load_rows, method_stats, summarize
 
@@ -128,7 +130,6 @@ METHODS = ("init", "mean", "nearest", "predict", "refine")
 SET_KINDS = ("synthetic", "presets", "clips")
 DEFAULT_NOTES = (48, 60, 72)
 PRESET_NOTE_SECONDS, PRESET_RENDER_SECONDS = 1.5, 2.0
-VELOCITY = 0.8
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
 
 COLUMNS = (
@@ -444,10 +445,6 @@ def score_groups(target_audio: np.ndarray, note: int, note_seconds: float, rende
         return out
 
 
-#: A render whose peak is below this is called silent in a row's detail (as dataset generation rejects it).
-SILENT_PEAK = 1e-4
-
-
 def _silence_note(peak: float, what: str = "render") -> str:
     return f"{what} silent (peak {peak:.2g})" if peak < SILENT_PEAK else ""
 
@@ -489,7 +486,7 @@ def prepare_target(kind: str, item: Item, note: int | None, velocity: float = VE
         renderer = _renderer()
         raw = renderer.render(t.truth, int(note), velocity, note_seconds, render_seconds)
         t0 = time.perf_counter()
-        t.analysis = analyze(raw, 44100, f"{item.id}@{note}")
+        t.analysis = analyze(raw, SAMPLE_RATE, f"{item.id}@{note}")
         t.analysis_s = time.perf_counter() - t0
         if keep_raw:
             t.raw = raw
@@ -630,9 +627,9 @@ class _Methods:
 def _warm_up(predictor, k: int) -> None:
     from .intake import analyze
 
-    t = np.arange(int(0.5 * 44100)) / 44100
+    t = np.arange(int(0.5 * SAMPLE_RATE)) / SAMPLE_RATE
     note = (0.5 * np.sin(2 * np.pi * 261.63 * t) * np.minimum(1.0, (0.5 - t) * 20)).astype(np.float32)
-    predictor.predict(analyze(np.stack([note, note]), 44100, "warm-up"), k=k)
+    predictor.predict(analyze(np.stack([note, note]), SAMPLE_RATE, "warm-up"), k=k)
 
 
 def _target_seed(seed: int, key: tuple[str, int | None]) -> int:
