@@ -16,6 +16,8 @@ Conventions shared by every metric:
   Windows are periodic Hann; ``n_fft`` equals the window length in samples,
   ``round(seconds * 44100)`` (so 25 ms -> 1102 and 5 ms -> 220 samples).
   Exceptions: f0 (YIN, 4096-sample frames) and MRSTFT (auraloss defaults).
+* Spectra come from ``features.stft_magnitude``/``features.mel_power`` and the f0
+  from intake's YIN (``intake.pitch.yin_cmndf``): one STFT and one YIN in the package.
 * Scalar metrics use float64; MRSTFT runs in float32 torch. Nothing is global
   except lru_cache'd mel filterbanks and the reused auraloss module.
 * Symmetric metrics do not care about argument order; for MRSTFT ``a`` is the
@@ -80,8 +82,7 @@ _F0_MEDIAN = 5
 #: MRSTFT: shorter signals are zero-padded to this many samples so that the
 #: largest auraloss FFT (2048, reflect-padded) is valid.
 _MRSTFT_MIN_LEN = 2048
-#: mrstft_batch: predictions per batched STFT call (1 and 2 measured fastest,
-#: 16 was ~4x slower: memory bound).
+#: mrstft_batch: predictions per batched STFT call (small is fastest: memory bound; BENCHMARKS.md section 3).
 _MRSTFT_CHUNK = 1
 
 
@@ -242,9 +243,8 @@ def sot(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _frame_rms(x: np.ndarray, frame: int, hop: int) -> np.ndarray:
-    """Centred (zero-padded) frame RMS in float64."""
-    frames = librosa.util.frame(np.pad(x, frame // 2), frame_length=frame, hop_length=hop)
-    return np.sqrt(np.mean(frames**2, axis=0))
+    """Centred (zero-padded) frame RMS of (n,) float64: (1 + n // hop,)."""
+    return librosa.feature.rms(y=x, frame_length=frame, hop_length=hop, center=True, pad_mode="constant", dtype=np.float64)[0]
 
 
 def rms_similarity(a: np.ndarray, b: np.ndarray) -> float:
