@@ -81,39 +81,42 @@ def human_seconds(s: float) -> str:
     return f"{s * 1000:.1f} ms"
 
 
+#: First bytes of containers soundfile reads (WAV, MP3 and AIFF need more than a prefix: see `_sniff`).
+_AUDIO_MAGIC = (
+    (b"riff\x2e\x91\xcf\x11", "a Wave64 file"),
+    (b"caff", "a CAF file"),
+    (b".snd", "an AU file"),
+    (b"fLaC", "a FLAC file"),
+    (b"OggS", "an OGG file"),
+)
+#: First bytes of files that are not audio we read: (prefix(es), description, kind).
+_OTHER_MAGIC = (
+    (b"\x1aE\xdf\xa3", "a WebM/Matroska file", "unsupported"),
+    (b"\x89PNG", "a PNG image", "other"),
+    (b"\xff\xd8\xff", "a JPEG image", "other"),
+    ((b"GIF87a", b"GIF89a"), "a GIF image", "other"),
+    (b"%PDF", "a PDF document", "other"),
+    (b"PK\x03\x04", "a ZIP archive (or an Office document)", "other"),
+)
+
+
 def _sniff(head: bytes) -> tuple[str, str] | None:
     """What a file looks like from its first bytes: (description, kind) with kind
     "audio" (a supported container), "unsupported" (audio we do not read) or "other"."""
     if head.startswith((b"RIFF", b"RF64", b"BW64")) and head[8:12] == b"WAVE":
         return "a WAV file", "audio"
-    if head.startswith(b"riff\x2e\x91\xcf\x11"):
-        return "a Wave64 file", "audio"
-    if head.startswith(b"caff"):
-        return "a CAF file", "audio"
-    if head.startswith(b".snd"):
-        return "an AU file", "audio"
-    if head.startswith(b"fLaC"):
-        return "a FLAC file", "audio"
-    if head.startswith(b"OggS"):
-        return "an OGG file", "audio"
+    for magic, desc in _AUDIO_MAGIC:
+        if head.startswith(magic):
+            return desc, "audio"
     if head.startswith(b"ID3") or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
         return "an MP3 file", "audio"
     if head.startswith(b"FORM") and head[8:12] in (b"AIFF", b"AIFC"):
         return "an AIFF file", "audio"
     if head[4:8] == b"ftyp":
         return "an MP4/M4A/AAC file", "unsupported"
-    if head.startswith(b"\x1aE\xdf\xa3"):
-        return "a WebM/Matroska file", "unsupported"
-    if head.startswith(b"\x89PNG"):
-        return "a PNG image", "other"
-    if head.startswith(b"\xff\xd8\xff"):
-        return "a JPEG image", "other"
-    if head.startswith((b"GIF87a", b"GIF89a")):
-        return "a GIF image", "other"
-    if head.startswith(b"%PDF"):
-        return "a PDF document", "other"
-    if head.startswith(b"PK\x03\x04"):
-        return "a ZIP archive (or an Office document)", "other"
+    for magic, desc, kind in _OTHER_MAGIC:
+        if head.startswith(magic):
+            return desc, kind
     stripped = head.lstrip()
     if stripped.startswith((b"{", b"[")):
         return "a JSON text file (a .vital preset is not audio)", "other"
