@@ -30,7 +30,7 @@ closes that gap:
    harmonics (breath, bow, detuned stacks), a second start adds the sample
    oscillator's white noise through filter 2 (a low-pass at that residual's
    roll-off), its level set from two renders to a share of the residual
-   (``NOISE_SHARE_GAIN``: the full share measured too loud).
+   (``NOISE_SHARE_GAIN``: the full share is too loud, BENCHMARKS.md section 10).
 5. **Unpitched clips** (``noise_start``): the sample oscillator's white noise
    through filter 1 (a low-pass at the clip's spectral roll-off) under the
    fitted envelope; if intake's detector still finds an f0 (a chord, a
@@ -39,9 +39,8 @@ closes that gap:
    oscillator 1 with everything else (filters, envelopes, effects, the other
    oscillators) from a predicted preset.
 
-Not done: stereo width as unison (measured on 8 presets at MIDI 60: 3-7
-detuned voices raised MSS on 7 of 8, by up to 3 dB; 2 voices changed it by
-0.2 dB at most; so the starts stay one voice, centred) and a
+Not done: stereo width as unison voices (detuned voices raised MSS where
+tried: BENCHMARKS.md section 10; the starts stay one voice, centred) and a
 pitch envelope for pitched drums (no envelope -> pitch route in the
 ParamSpace). All starts are ordinary ``Preset``s (ParamSpace values + the custom table in
 ``custom_wavetables`` + a base document carrying LFO 1's one-shot mode), so
@@ -88,12 +87,13 @@ _SWEEP_SHAPE = "Saw Up"  # LFO 1 rises 0 -> 1 once over its period
 _LFO_ONE_SHOT = "Envelope"  # Vital's LFO sync type that runs once per note and holds its end
 _ENV_HOP_S = 0.01  # RMS envelope hop for the fit
 _FLOOR_DB = -60.0  # envelope fit and level contour ignore what lies below this (re the clip's peak)
-_QUIET_DB = -50.0
-#: Unpitched clips at least this flat (white noise ~0.56; chords, detuned stacks, tonal drums < 0.03)
-#: get the noise start; flatter-sounding tonal clips got a noise start that MRSTFT preferred and MSS did not.
+_QUIET_DB = -50.0  # positions quieter than this borrow the spectral shape of a louder neighbour
+_TRUSTED_ENV_DB = -30.0  # the level contour is measured only where the fitted envelope is above this
+#: Unpitched clips at least this flat (white noise ~0.56; the tonal "unpitched" human presets < 0.03)
+#: get the noise start; on tonal ones MRSTFT could keep it at a much higher MSS than the predictor's.
 NOISY_FLATNESS = 0.1
-NOISE_SHARE_GAIN = 0.06  # the noise layer gets this share of the inharmonic power (measured: the full share is too loud)
-_TRUSTED_ENV_DB = -30.0  # the level contour is measured only where the fitted envelope is above this  # positions quieter than this borrow the spectral shape of a louder neighbour
+#: The noise layer gets this share of the inharmonic power (the full share is too loud).
+NOISE_SHARE_GAIN = 0.06
 
 
 @dataclass(frozen=True)
