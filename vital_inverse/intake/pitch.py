@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.fft import next_fast_len
 
 from ..constants import SAMPLE_RATE
 
@@ -73,6 +72,21 @@ def nearest_note(f_hz: float) -> tuple[int, float]:
     return midi, float(np.clip((m - midi) * 100.0, -50.0, 50.0))
 
 
+def _fast_len(n: int) -> int:
+    """Smallest 2^a * 3^b >= n (a fast FFT size for numpy's pocketfft). Not scipy.fft.next_fast_len:
+    importing scipy.fft costs ~0.35 s, and intake is on the request path of a fresh process."""
+    best = 1 << max(0, int(n - 1).bit_length())
+    p3 = 1
+    while p3 < best:
+        p2 = p3
+        while p2 < n:
+            p2 *= 2
+        best = min(best, p2)
+        p3 *= 3
+    return best
+
+
+
 def yin_cmndf(frames: np.ndarray, w: int, tau_max: int) -> np.ndarray:
     """YIN cumulative-mean-normalised difference d'(tau), tau = 0..tau_max, per frame.
 
@@ -82,7 +96,7 @@ def yin_cmndf(frames: np.ndarray, w: int, tau_max: int) -> np.ndarray:
     One YIN for the package: `detect_pitch` and the f0 metric (`metrics.f0_error_cents`).
     """
     n = frames.shape[1]
-    nfft = next_fast_len(n + w, real=True)
+    nfft = _fast_len(n + w)
     fx = np.fft.rfft(frames, nfft, axis=1)
     fw = np.fft.rfft(frames[:, :w], nfft, axis=1)
     r = np.fft.irfft(fx * np.conj(fw), nfft, axis=1)[:, : tau_max + 1]
