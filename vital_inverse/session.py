@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .constants import RENDER_VELOCITY as VELOCITY  # the velocity every render uses
 from .errors import UserError
 from .intake import Analysis, IntakeLimits, analyze_file
 from .preset import Preset
@@ -53,7 +54,6 @@ __all__ = [
     "write_wav",
 ]
 
-VELOCITY = 0.8  # the velocity every render uses (as the dataset and refinement)
 _MIN_SAMPLES = 2048  # the refinement loss's largest FFT: shorter notes cannot be scored
 
 DEFAULT_LIMITS = IntakeLimits()  # frozen: safe to share
