@@ -419,7 +419,10 @@ def _unknown_name_message(name: object) -> str:
     close = difflib.get_close_matches(str(name), names, n=3, cutoff=0.5)
     hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
     examples = ", ".join(repr(n) for n in names[:4])
-    return f"Unknown bank wavetable {name!r}.{hint} Valid names include {examples} ({len(names)} in all; see bank_names())."
+    return (
+        f"Unknown bank wavetable {name!r}.{hint} Valid names include {examples} "
+        f"({len(names)} in all; see bank_names())."
+    )
 
 
 # --------------------------------------------------------------------------- nearest bank table
@@ -429,7 +432,8 @@ def _harmonic_profile(table: Wavetable) -> np.ndarray:
     """Mean over frames of the harmonic magnitudes in dB (relative to each frame's strongest), scaled 0..1."""
     spectra = np.abs(np.fft.rfft(table.frames.astype(np.float64), axis=1))[:, 1 : _PROFILE_HARMONICS + 1]
     peak = np.maximum(spectra.max(axis=1, keepdims=True), 1e-12)
-    db = librosa.amplitude_to_db(spectra / peak, ref=1.0, amin=librosa.db_to_amplitude(_PROFILE_FLOOR_DB), top_db=None)
+    floor = librosa.db_to_amplitude(_PROFILE_FLOOR_DB)
+    db = librosa.amplitude_to_db(spectra / peak, ref=1.0, amin=floor, top_db=None)
     return (db.mean(axis=0) - _PROFILE_FLOOR_DB) / -_PROFILE_FLOOR_DB
 
 

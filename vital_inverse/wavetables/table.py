@@ -40,7 +40,12 @@ class WavetableError(UserError):
 
 @dataclass(frozen=True, eq=False)
 class Wavetable:
-    """Keyframes of one Vital wavetable: ``frames[i]`` sits at wave-frame ``keyframe_positions()[i]``."""
+    """Keyframes of one Vital wavetable: ``frames[i]`` sits at wave-frame ``keyframe_positions()[i]``.
+
+    ``frames``: (n_keyframes, 2048), 1..257 of them, stored as a read-only
+    float32 copy with samples in [-1, 1]; ``positions``: strictly increasing
+    integers in 0..256, or None for evenly spread keyframes.
+    """
 
     name: str
     frames: np.ndarray
