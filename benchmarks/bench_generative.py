@@ -44,6 +44,7 @@ HUMAN = ROOT.parent / "shared" / "data" / "human-presets"
 from bench_eval import metric_tables, per_note_table  # noqa: E402
 
 from vital_inverse import evaluate as ev  # noqa: E402
+from vital_inverse.tuning import retune  # noqa: E402
 
 GEN_KS = (1, 8, 32)
 
@@ -58,6 +59,10 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="at most this many human presets")
     p.add_argument("--limit-synthetic", type=int, default=40, help="at most this many synthetic test presets")
     p.add_argument("--k-heads", type=int, default=4)
+    p.add_argument("--temperature", type=float, default=None, help="starting-noise scale of the flow (default: its config)")
+    p.add_argument("--retune", action="store_true",
+                   help="shift every candidate onto the clip's f0 first, as the app does (tuning.retune; one render each)")
+    p.add_argument("--gen-only", action="store_true", help="render only the generative samples (a sampling variant)")
     p.add_argument("--retrieval", type=int, default=2)
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--latency-targets", type=int, default=8, help="human presets at MIDI 60 timed for K=32 (0: none)")
@@ -68,15 +73,21 @@ def get_parser() -> argparse.ArgumentParser:
     return p
 
 
-def candidates(predictor, analysis, k_heads: int, retrieval: int, k_gen: int):
+def candidates(predictor, analysis, k_heads: int, retrieval: int, k_gen: int, temperature: float | None = None,
+               gen_only: bool = False):
     """(presets, groups, sampling seconds) for one analysed target."""
+    if gen_only:
+        t0 = time.perf_counter()
+        gen = [c.preset for c in predictor.generative(analysis, k_gen, temperature=temperature)]
+        return gen, {f"gen_k{k}": list(range(k)) for k in GEN_KS if k <= len(gen)}, time.perf_counter() - t0
     heads = [c.preset for c in predictor.predict(analysis, k=k_heads, retrieval=0, generative=0, resynthesis=False)]
     retr = [c.preset for c in predictor.predict(analysis, k=1, retrieval=retrieval, generative=0, resynthesis=False)
             if c.source == "retrieval"]
     own = [c.preset for c in predictor.predict(analysis, k=1, retrieval=0, generative=0, resynthesis=True)
            if c.source not in ("network", "retrieval")]
     t0 = time.perf_counter()
-    gen = [c.preset for c in predictor.generative(analysis, k_gen)] if predictor.flow is not None else []
+    gen = ([c.preset for c in predictor.generative(analysis, k_gen, temperature=temperature)]
+           if predictor.flow is not None else [])
     sample_s = time.perf_counter() - t0
     presets = heads + retr + own + gen
     h, r = list(range(len(heads))), list(range(len(heads), len(heads) + len(retr)))
@@ -90,6 +101,14 @@ def candidates(predictor, analysis, k_heads: int, retrieval: int, k_gen: int):
             groups[f"gen_k{k}"] = list(range(g0, g0 + k))
     groups["all"] = list(range(len(presets)))
     return presets, groups, sample_s
+
+
+def _renders(pool, a):
+    """render(presets) -> renders at the analysed note and lengths, in the pool (what ``tuning.retune`` needs)."""
+    from vital_inverse.synth import RenderJob
+
+    return lambda ps: pool.render_jobs([RenderJob(p, int(a.note), ev.VELOCITY, float(a.note_seconds),
+                                                  float(a.render_seconds)) for p in ps], raise_errors=False)
 
 
 def run_set(eset, predictor, pool, args, title: str) -> list[dict]:
@@ -123,15 +142,18 @@ def run_set(eset, predictor, pool, args, title: str) -> list[dict]:
                 rows.append(row)
             print(f"{title}: {len({(r['item'], r['note']) for r in rows})}/{len(eset.targets())} targets", flush=True)
 
-    feed()
-    while preparing or scoring:
+    while targets or preparing or scoring:
+        feed()
         if preparing and (preparing[0].done() or not scoring):
             t = preparing.popleft().result()
             if t.error:
                 print(f"skipped {t.item.id}@{t.note}: {t.error}", flush=True)
             else:
                 a = t.analysis
-                presets, groups, sample_s = candidates(predictor, a, args.k_heads, args.retrieval, max(GEN_KS))
+                presets, groups, sample_s = candidates(predictor, a, args.k_heads, args.retrieval, max(GEN_KS),
+                                                       args.temperature, args.gen_only)
+                if args.retune:
+                    presets = retune(presets, a, _renders(pool, a))
                 scoring.append((pool.submit(ev.score_groups, a.audio, a.note, a.note_seconds, a.render_seconds,
                                             presets, groups), t, presets, sample_s))
             feed()

@@ -78,6 +78,7 @@ class FlowConfig:
     cond_dropout: float = 0.1  # fraction of training examples with the null condition (for guidance)
     steps: int = 12  # Heun steps at sampling (2 network calls each)
     guidance: float = 1.0  # classifier-free guidance weight at sampling (1 = plain conditional)
+    temperature: float = 1.0  # scale of the starting noise at sampling (< 1: samples nearer the modes)
     space_hash: str = ""
     encoder_fingerprint: str = ""
 
@@ -237,14 +238,14 @@ def flow_loss(net: VelocityNet, x1: torch.Tensor, emb: torch.Tensor, note: torch
 
 @torch.no_grad()
 def sample(net: VelocityNet, emb: torch.Tensor, note: int | torch.Tensor, k: int, steps: int | None = None,
-           guidance: float | None = None, seed: int | None = 0) -> torch.Tensor:
+           guidance: float | None = None, seed: int | None = 0, temperature: float | None = None) -> torch.Tensor:
     """K samples (K, V) for one clip's condition (C,) or (1, C): Heun integration of dx/dt = v from noise."""
     net.eval()
     threads = torch.get_num_threads()
     if device_of(net).type == "cpu":
         torch.set_num_threads(1)  # a (K, H) MLP gains nothing from threads, and OpenMP spins when cores are shared
     try:
-        return _sample(net, emb, note, k, steps, guidance, seed)
+        return _sample(net, emb, note, k, steps, guidance, seed, temperature)
     finally:
         torch.set_num_threads(threads)
 
@@ -253,14 +254,15 @@ def device_of(net: nn.Module) -> torch.device:
     return next(net.parameters()).device
 
 
-def _sample(net, emb, note, k, steps, guidance, seed) -> torch.Tensor:
+def _sample(net, emb, note, k, steps, guidance, seed, temperature) -> torch.Tensor:
     device = next(net.parameters()).device
     steps = int(steps or net.cfg.steps)
     w = float(net.cfg.guidance if guidance is None else guidance)
     gen = torch.Generator(device="cpu")
     if seed is not None:
         gen.manual_seed(int(seed))
-    x = torch.randn((k, net.cfg.dim), generator=gen).to(device)
+    tau = float(net.cfg.temperature if temperature is None else temperature)
+    x = (tau * torch.randn((k, net.cfg.dim), generator=gen)).to(device)
     e = emb.reshape(1, -1).to(device=device, dtype=torch.float32).expand(k, -1)
     n = torch.full((k,), int(note), device=device)
 

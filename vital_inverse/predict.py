@@ -33,7 +33,11 @@ _CLIP_LABELS = {
     "mixed": "best guess with the clip's own wavetable in oscillator 1",
     "noise": "noise through a filter, fitted envelope (unpitched clip)",
 }
-GENERATIVE_K = 32  # samples drawn from the generative head (flow.py) per clip, when the checkpoint has one
+#: Generative-head samples ``predict`` adds per clip by default. Measured (BENCHMARKS.md, "Generative head"): with
+#: the shipped head, K=32 samples cost ~10 s of renders on 2 loaded cores and were the closest of all candidates for
+#: 2 of 30 human-preset targets, so the app does not pay for them by default; pass ``generative=K`` to add them
+#: (``generative()`` samples 32), and refinement's categorical moves use the head's beliefs.
+GENERATIVE_K = 0
 
 
 @dataclass
@@ -208,22 +212,23 @@ class PresetPredictor:
 
         return condition(self.model, self.model_input(audio), torch.tensor([int(note)]))[0]
 
-    def flow_samples(self, analysis, k: int, seed: int = 0) -> np.ndarray:
+    def flow_samples(self, analysis, k: int, seed: int = 0, temperature: float | None = None) -> np.ndarray:
         """K samples of the generative head for a clip: (K, V) flow vectors (``flow.FlowCodec`` layout)."""
         from .flow import sample
 
         if self.flow is None:
             raise ValueError("this checkpoint has no generative head (flow.safetensors)")
         cond = self.flow_condition(analysis.audio, analysis.note)
-        return sample(self.flow, cond, int(analysis.note), int(k), seed=seed).numpy()
+        return sample(self.flow, cond, int(analysis.note), int(k), seed=seed, temperature=temperature).numpy()
 
-    def generative(self, analysis, k: int = GENERATIVE_K, seed: int = 0) -> list[Candidate]:
+    def generative(self, analysis, k: int = 32, seed: int = 0,
+                   temperature: float | None = None) -> list[Candidate]:
         """K presets sampled from p(preset | clip, note), in sampling order (not ranked: render them to choose)."""
         from .flow import FlowCodec
 
         name = getattr(analysis, "source_name", "clip")
         out = []
-        for i, values in enumerate(FlowCodec(self.space).decode(self.flow_samples(analysis, k, seed))):
+        for i, values in enumerate(FlowCodec(self.space).decode(self.flow_samples(analysis, k, seed, temperature))):
             preset = Preset(values=values, name=f"{name} (Vital Inverse)",
                             comments="Sampled by Vital Inverse's generative head", space_hash=self.space.hash)
             out.append(Candidate(preset, float(i + 1), {}, source="generative"))
