@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Vital Inverse web app: a thin Gradio 6 UI over ``vital_inverse.session``.
+"""Vital Inverse web app: a thin Gradio 6 UI over ``vital_inverse.service``.
 
     python app.py            # serves on 127.0.0.1:7860
     GRADIO_SERVER_NAME=0.0.0.0 GRADIO_SERVER_PORT=7880 python app.py   # another address and port
@@ -9,36 +9,50 @@ preset for the free Vital synth, rendered for A/B; Refine improves the
 match live with CMA-ES; Download .vital hands over the preset; the
 Tutorial tab explains how to build it by hand.
 
-Shared by every user (read-only after start-up): the predictor and one
-pool of render worker processes (``ENGINE``). Everything per user lives in
-``gr.State`` (a ``UserSession``). All matching logic is in
-``vital_inverse.session``; this file only wires it to components.
+``main()`` builds one ``service.Service`` (the predictor, the render
+workers, the display Synth; shared by every user, read-only after start-up)
+and hands it to ``build_demo``. Everything per user lives in ``gr.State``
+(a ``service.UserSession``). Matching is in ``vital_inverse.session`` and
+``service``; this file only lays out components and wires them to it.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import functools
 import html
 import logging
 import os
-import shutil
 import signal
 import sys
 import tempfile
-import threading
 import time
-import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 import gradio as gr
+import librosa
 from starlette.middleware import Middleware
 
-from vital_inverse import intake, plots, session
+from vital_inverse import plots, session
 from vital_inverse.errors import UserError
-from vital_inverse.intake import IntakeLimits
+from vital_inverse.service import (
+    BUDGETS,
+    K_CANDIDATES,
+    LIMITS,
+    MIN_NOTE_SECONDS,
+    Service,
+    UserSession,
+    clamp_budget,
+    delete_session,
+    locked_names,
+    open_session,
+    refining,
+    retire,
+    too_short,
+)
+from vital_inverse.service import check_clip as read_clip
+from vital_inverse.tutorial.report import TABLE_COLUMNS
 
 log = logging.getLogger("vital_inverse.app")
 
@@ -48,23 +62,18 @@ EXAMPLES_DIR = HERE / "examples"
 # Uploads: gradio refuses files over MAX_UPLOAD (before they reach us); intake refuses
 # clips longer than LIMITS.max_seconds with a message saying so.
 MAX_UPLOAD = "20mb"
-LIMITS = IntakeLimits(max_bytes=20 * 1024 * 1024, max_seconds=30.0, analysis_seconds=4.0)
 # One upload request may bring one clip (plus the multipart envelope), however many files it holds.
 MAX_REQUEST_BYTES = LIMITS.max_bytes + 1024 * 1024
-# A note shorter than this is refused on upload: too short to hear its sound or to score a match.
-MIN_NOTE_SECONDS = 0.1
-K_CANDIDATES = 4
-# Refinement budgets a user can ask for (server-side clamps as well as slider ranges). The slider's
-# minimum stays SLIDER_MIN for both kinds: gradio validates API calls against the slider as built.
-BUDGETS = {"renders": (24, 1200, 150, 1), "seconds": (5, 300, 30, 5)}  # min, max, default, step
+# The budget slider's minimum stays SLIDER_MIN for both kinds (service.BUDGETS clamps each kind):
+# gradio validates API calls against the slider as built.
 SLIDER_MIN = 5
-# Refreshing the refined player + spectrogram + table costs ~0.3-0.5 s of CPU that the
+# Refreshing the refined player + spectrogram + table takes CPU time that the
 # render workers would otherwise use, so while refining they follow the best at most this often
 # (the loss plot updates every generation; the final best is always shown).
 DISPLAY_EVERY_SECONDS = 2.0
 
-# Serving (a 2-vCPU Hugging Face Space): Analyze renders 4 candidates on the shared pool of
-# 2 render workers (~1-2 s), so 2 analyses at once keep both cores busy without making each
+# Serving (a 2-vCPU Hugging Face Space): Analyze renders its candidates on the shared pool of
+# 2 render workers, so 2 analyses at once keep both cores busy without making each
 # wait long; Refine keeps every core busy for its whole run, so only 1 runs at a time (others
 # queue and see their position); the tutorial is mostly waiting on the network (or a fast
 # offline writer), 4 at once; Stop must never wait in a queue (no limit). At most 32 events queue.
@@ -72,160 +81,8 @@ ANALYZE_CONCURRENCY = 2
 REFINE_CONCURRENCY = 1
 TUTORIAL_CONCURRENCY = 4
 QUEUE_MAX_SIZE = 32
-STATE_SESSIONS = 300  # sessions kept in memory (each ~3 MB: the clip and two renders)
+STATE_SESSIONS = 300  # sessions kept in memory (each holds the clip and two renders)
 STATE_TTL_SECONDS = 2 * 3600
-
-
-# --------------------------------------------------------------------------
-# Shared, read-only resources
-# --------------------------------------------------------------------------
-
-
-class Engine:
-    """The predictor and the render workers, loaded once and shared by every user."""
-
-    def __init__(self, workers: int | None = None) -> None:
-        self.workers = workers or os.cpu_count() or 1
-        self._lock = threading.Lock()
-        self._predictor = None
-        self._renderer = None
-        self._display = None  # a Renderer for reading Vital's display text (the settings table)
-        self._display_lock = threading.Lock()
-        self._owns_renderer = True
-        self.startup_seconds: dict[str, float] = {}
-
-    @property
-    def ready(self) -> bool:
-        return self._predictor is not None and self._renderer is not None
-
-    def start(self, predictor=None, renderer=None) -> Engine:
-        """Load the model, start and warm the render workers and every first-call path. Idempotent.
-
-        ``predictor``/``renderer`` (a ParallelRenderer) may be handed in, already loaded (tests share
-        them); a renderer handed in is left open by ``close``."""
-        with self._lock:
-            if self.ready:
-                return self
-            t0 = time.perf_counter()
-            from vital_inverse import intake
-            from vital_inverse.predict import PresetPredictor
-            from vital_inverse.synth import ParallelRenderer, Renderer
-
-            self.startup_seconds["import"] = time.perf_counter() - t0
-            self._owns_renderer = renderer is None
-            renderer = renderer or ParallelRenderer(self.workers)
-            # The workers start (each builds its Synth, imports torch and runs the loss once)
-            # while this process loads the model and warms its own first-call paths.
-            warming = threading.Thread(target=self._warm_workers, args=(renderer,), daemon=True)
-            warming.start()
-            try:
-                t = time.perf_counter()
-                predictor = predictor or PresetPredictor.load()
-                self.startup_seconds["load_model"] = time.perf_counter() - t
-                t = time.perf_counter()
-                intake.warm_up()
-                self._display = Renderer()
-                self._warm_here(predictor)
-                self.startup_seconds["warm_here"] = time.perf_counter() - t
-            finally:
-                t = time.perf_counter()
-                warming.join()
-                self.startup_seconds["wait_workers"] = time.perf_counter() - t
-                if self._display is None and self._owns_renderer:  # start-up failed: do not leave the workers behind
-                    renderer.close()
-            self._predictor, self._renderer = predictor, renderer
-            self.startup_seconds["total"] = time.perf_counter() - t0
-            log.info("engine ready in %.1f s (%s)", self.startup_seconds["total"],
-                     ", ".join(f"{k} {v:.1f} s" for k, v in self.startup_seconds.items()))
-            return self
-
-    @staticmethod
-    def _warm_workers(renderer) -> None:
-        renderer.warm()
-        list(renderer.map(session.warm_worker, range(renderer.workers)))
-
-    def _warm_here(self, predictor) -> None:
-        """Predict, draw, read a report and export once (torch, matplotlib, Vita's Init document)."""
-        from vital_inverse import intake
-
-        clips = sorted(EXAMPLES_DIR.glob("*.wav"))
-        if not clips:
-            return
-        analysis = intake.analyze_file(clips[0], LIMITS)
-        preset = predictor.predict(analysis, k=K_CANDIDATES)[0].preset
-        plots.spectrogram_figure(analysis.audio, analysis.audio)
-        self.parameter_table(preset)
-        with tempfile.TemporaryDirectory(prefix="vital-inverse-warm-") as d:
-            preset.save(Path(d) / "warm.vital")
-
-    def parameter_table(self, preset, locked: frozenset[str] = frozenset()) -> list[list[str]]:
-        """The settings table, read through one shared Synth (serialised: a Synth is not thread-safe)."""
-        with self._display_lock:
-            return session.parameter_table(preset, renderer=self._display, locked=locked)
-
-    def predictor(self):
-        return self.start()._predictor
-
-    def renderer(self):
-        return self.start()._renderer
-
-    def reset_renderer(self) -> None:
-        """Replace a broken worker pool (a worker process died) with a fresh one."""
-        from vital_inverse.synth import ParallelRenderer
-
-        with self._lock:
-            old, self._renderer = self._renderer, ParallelRenderer(self.workers)
-            owned, self._owns_renderer = self._owns_renderer, True
-        if old is not None and owned:
-            try:
-                old.close()
-            except Exception as e:  # noqa: BLE001 - it is already broken
-                log.debug("closing the broken worker pool: %s", e)
-
-    def close(self) -> None:
-        with self._lock:
-            if self._renderer is not None and self._owns_renderer:
-                self._renderer.close()
-            self._renderer = None
-
-
-ENGINE = Engine()
-
-
-# --------------------------------------------------------------------------
-# Per-user state
-# --------------------------------------------------------------------------
-
-
-@dataclass(eq=False)
-class UserSession:
-    """What one browser tab has: the match so far and a private folder for its files."""
-
-    match: session.MatchState
-    folder: Path
-    #: set while a refinement of this tab runs (shared by the copies ``replace`` makes)
-    refining: threading.Event = field(default_factory=threading.Event)
-    #: set when a new analysis replaced this one: its refinement must not touch the tab any more
-    closed: threading.Event = field(default_factory=threading.Event)
-
-    def file(self, stem: str, suffix: str = ".wav") -> Path:
-        """A new file name in this tab's folder (a new name per update: browsers cache by URL)."""
-        return self.folder / f"{stem}-{uuid.uuid4().hex[:8]}{suffix}"
-
-
-def _delete_session(value) -> None:
-    if isinstance(value, UserSession):
-        shutil.rmtree(value.folder, ignore_errors=True)
-
-
-def _retire(old: UserSession | None) -> None:
-    """A new analysis replaces ``old``: stop its refinement and delete its files (now, or when it ends)."""
-    if old is None:
-        return
-    old.closed.set()
-    old.match.stop.set()
-    if not old.refining.is_set():
-        _delete_session(old)
 
 
 # --------------------------------------------------------------------------
@@ -242,8 +99,9 @@ def _note_markdown(m: session.MatchState) -> str:
                 f"C4 (MIDI 60). Note length {a.note_seconds:.2f} s held, {a.render_seconds:.2f} s in all.{extra}")
     hz = f"{a.f0_hz:.1f} Hz, " if a.f0_hz else ""
     if len(a.chord) > 1:
-        extra += (f"\n\n⚠️ **More than one note** ({' '.join(intake.midi_name(n) for n in a.chord)}): matched at the "
-                  f"lowest, {intake.midi_name(a.note)}. For a closer match, upload a clip of one note.")
+        names = librosa.midi_to_note(list(a.chord), unicode=False)
+        extra += (f"\n\n⚠️ **More than one note** ({' '.join(names)}): matched at the lowest, {names[0]}. "
+                  f"For a closer match, upload a clip of one note.")
     return (f"### Detected note: {a.note_name()}\n"
             f"MIDI {a.note} ({hz}pitch confidence {a.confidence:.2f}); key held {a.note_seconds:.2f} s, "
             f"{a.render_seconds:.2f} s in all.{extra}")
@@ -323,7 +181,7 @@ def _refine_details(m: session.MatchState, ev, locked: frozenset[str] = frozense
 
 
 def _table(rows: list[list[str]]):
-    return gr.Dataframe(value=rows, headers=list(session.TABLE_COLUMNS))
+    return gr.Dataframe(value=rows, headers=list(TABLE_COLUMNS))
 
 
 # --------------------------------------------------------------------------
@@ -336,14 +194,13 @@ def _error(message: str, title: str) -> gr.Error:
     return gr.Error(html.escape(message, quote=False), title=title, print_exception=False)
 
 
-def _notice(exc: BaseException) -> gr.Error:
+def _notice(exc: BaseException, service: Service) -> gr.Error:
     if isinstance(exc, gr.Error):
         return exc
     if isinstance(exc, UserError):
         log.info("user error: %s", exc)
         return _error(str(exc), "That did not work")
-    if isinstance(exc, concurrent.futures.process.BrokenProcessPool):
-        ENGINE.reset_renderer()
+    if service.recover(exc):
         log.exception("render workers died; restarted them")
         return _error("The synth engine restarted after a crash. Please try again.", "Please try again")
     log.exception("unexpected error")
@@ -376,23 +233,25 @@ class _Blocks(gr.Blocks):
 
 
 def _user_errors(fn):
-    """Turn every exception into a gr.Error notice (UserError messages are shown as they are)."""
+    """A ``Handlers`` method whose every exception becomes a gr.Error notice (UserError messages are
+    shown as they are; a dead render pool is replaced first)."""
     @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
+    def wrapper(self, *args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            return fn(self, *args, **kwargs)
         except Exception as e:  # noqa: BLE001
-            raise _notice(e) from None
+            raise _notice(e, self.service) from None
     return wrapper
 
 
 def _user_errors_gen(fn):
+    """``_user_errors`` for a streaming (generator) handler."""
     @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
+    def wrapper(self, *args, **kwargs):
         try:
-            yield from fn(*args, **kwargs)
+            yield from fn(self, *args, **kwargs)
         except Exception as e:  # noqa: BLE001
-            raise _notice(e) from None
+            raise _notice(e, self.service) from None
     return wrapper
 
 
@@ -401,59 +260,13 @@ def _user_errors_gen(fn):
 # --------------------------------------------------------------------------
 
 
-@_user_errors
-def analyze(clip, old: UserSession | None, progress=gr.Progress()):  # noqa: B008 - gradio's way to ask for a progress bar
-    """Analyze a clip: detected note, predicted preset rendered for A/B, spectrograms, parameters."""
-    if not clip:
-        raise _error("Upload or record a clip of one note first (or pick an example).", "No clip")
-    t0 = time.perf_counter()
-    progress(0.0, desc="Starting")
-    m = session.analyze_clip(clip, ENGINE.predictor(), ENGINE.renderer(), k=K_CANDIDATES, limits=LIMITS,
-                             progress=lambda f, msg: progress(0.8 * f, desc=msg))
-    problem = _too_short(m.analysis)
-    if problem:
-        raise _error(problem, "Clip too short")
-    progress(0.85, desc="Drawing spectrograms")
-    folder = Path(tempfile.mkdtemp(prefix="vital-inverse-"))
-    user = UserSession(m, folder)
-    original = session.write_wav(m.analysis.audio, user.file("original"))
-    predicted = session.write_wav(m.predicted_audio, user.file("predicted"))
-    image = plots.spectrogram_figure(m.analysis.audio, m.predicted_audio)
-    progress(0.95, desc="Reading the preset's settings")
-    rows = ENGINE.parameter_table(m.predicted)
-    preset_path = session.export(m, folder)
-    _retire(old)
-    log.info("analyze %s: %.2f s in all (%s)", m.analysis.source_name, time.perf_counter() - t0,
-             ", ".join(f"{k} {v:.2f}" for k, v in m.timings.items()))
-    return (user, _note_markdown(m), str(original), str(predicted), None, image, _table(rows), None,
-            _analysis_status(m), gr.DownloadButton(value=str(preset_path), interactive=True),
-            gr.Button(interactive=True), gr.Button(interactive=False), _analysis_details(m))
-
-
-def _too_short(a) -> str | None:
-    if a.render_seconds < MIN_NOTE_SECONDS:
-        return (f"The note in this clip lasts only {a.render_seconds:.2f} s; a note needs at least "
-                f"{MIN_NOTE_SECONDS:.1f} s of sound to be matched. Upload a longer clip of one note.")
-    return None
-
-
 def check_clip(clip):
     """On upload or recording: read the clip now, so an empty, damaged, silent, too long or too short
     file is refused at once (a notice, and the player is cleared) instead of failing on Analyze.
     Its outputs (note, spectrogram, status) also clear any Error badges an earlier action left."""
-    from vital_inverse import intake
-
     if not clip:
         return gr.skip(), "", gr.skip(), ""
-    name = Path(str(clip)).name
-    try:
-        a = intake.analyze_file(clip, LIMITS)
-        problem = _too_short(a)
-    except UserError as e:
-        problem = str(e)
-    except Exception as e:  # noqa: BLE001 - a decoder's own error: the file is not usable audio
-        log.info("upload refused: %s", e)
-        problem = f"'{name}' could not be read as audio. Upload a WAV, FLAC, OGG or MP3 file of one note."
+    a, problem = read_clip(clip)
     if problem:
         gr.Warning(html.escape(problem, quote=False), title="File refused")
         return None, "", gr.skip(), f"⛔ **File refused:** {html.escape(problem, quote=False)}"
@@ -471,89 +284,6 @@ def buttons_busy():
 def buttons_idle(user: UserSession | None):
     """No refinement runs: Refine is on when there is a match to refine, Stop is off."""
     return gr.Button(interactive=user is not None), gr.Button(interactive=False)
-
-
-def _budget(kind: str, amount) -> tuple[object, str]:
-    from vital_inverse.refine import Budget
-
-    kind = kind if kind in BUDGETS else "renders"
-    lo, hi, default, _ = BUDGETS[kind]
-    try:
-        value = float(amount)
-    except (TypeError, ValueError):
-        value = default
-    value = min(max(value, lo), hi)
-    if kind == "renders":
-        return Budget(renders=int(value), seconds=None), f"{int(value)}"
-    return Budget(renders=None, seconds=value), f"a {value:.0f} s budget"
-
-
-def _locked(modules, settings) -> frozenset[str]:
-    """Parameter names the user ticked to keep (modules and single settings)."""
-    from vital_inverse.locks import expand_locks
-    from vital_inverse.params import default_space
-
-    return expand_locks(default_space(), [*(modules or []), *(settings or [])])
-
-
-@_user_errors_gen
-def refine(user: UserSession | None, kind: str, amount, lock_modules=None, lock_settings=None,
-           progress=gr.Progress()):  # noqa: B008 - gradio's way to ask for a progress bar
-    """Refine the match with CMA-ES; streams the loss plot and the best sound so far.
-    ``lock_modules``/``lock_settings``: what refinement must leave exactly as it is."""
-    from vital_inverse.refine import RefineConfig
-
-    if user is None:
-        raise _error("Analyze a clip first, then refine it.", "Nothing to refine")
-    budget, budget_text = _budget(kind, amount)
-    locked = _locked(lock_modules, lock_settings)
-    progress(0.0, desc="Starting the refinement")
-    last_display = 0.0
-    pending = False
-    updates = session.refine_stream(user.match, budget, seed=0, renderer=ENGINE.renderer(),
-                                    config=RefineConfig(locked=locked))
-    # Closed when Stop cancels this stream (gradio closes the generator once the generation in
-    # flight is done): the refinement then sends no more renders to the shared workers.
-    with contextlib.closing(updates), _refining(user):
-        for update in updates:
-            if user.closed.is_set():  # a new analysis took over this tab
-                return
-            m, ev = update.state, update.event
-            if budget.renders:
-                progress(min(1.0, ev.renders / budget.renders), desc=f"{ev.renders} / {budget.renders} renders")
-            else:
-                progress(min(1.0, ev.elapsed / budget.seconds), desc=f"{ev.elapsed:.0f} / {budget.seconds:.0f} s")
-            pending = pending or update.improved
-            status = _refine_status(m, ev, budget_text)
-            details = _refine_details(m, ev, locked)
-            plot = plots.loss_plot_data(m.history)
-            if pending and (ev.done or time.monotonic() - last_display >= DISPLAY_EVERY_SECONDS):
-                # The stored state advances only together with what is on screen, so a Stop (which
-                # cancels this stream) keeps a best that the player and the download both hold.
-                user = replace(user, match=m)
-                refined = session.write_wav(m.refined_audio, user.file("refined"))
-                image = plots.spectrogram_figure(m.analysis.audio, m.predicted_audio, m.refined_audio)
-                rows = ENGINE.parameter_table(m.best_preset, locked)
-                preset_path = session.export(m, user.folder)
-                last_display, pending = time.monotonic(), False
-                yield (user, str(refined), image, _table(rows), plot, status,
-                       gr.DownloadButton(value=str(preset_path)), details)
-            elif ev.done:  # nothing new to show: store the final state (same best, full history)
-                user = replace(user, match=m)
-                yield (user, gr.skip(), gr.skip(), gr.skip(), plot, status, gr.skip(), details)
-            else:
-                yield (gr.skip(), gr.skip(), gr.skip(), gr.skip(), plot, status, gr.skip(), details)
-
-
-@contextlib.contextmanager
-def _refining(user: UserSession):
-    user.refining.set()
-    try:
-        yield
-    finally:
-        user.refining.clear()
-        if user.closed.is_set():
-            _delete_session(user)
 
 
 def stop(user: UserSession | None):
@@ -577,35 +307,12 @@ def after_stop(user: UserSession | None):
     if user is None:
         return ("Nothing is running.", gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(),
                 *buttons_idle(user))
-    deadline = time.monotonic() + 30
-    while user.refining.is_set() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    user.wait_idle(timeout=30)
     return (stop(user), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), *buttons_idle(user))
 
 
 MORPH_SOURCES = ("Current match", "A .vital file", "Another clip")
 MORPH_MAX_STEPS = 9
-
-
-def _morph_end(which: str, kind: str, vital, clip, user: UserSession | None):
-    """Preset A or B of a morph, with the analysis it came from (or None): the current match, an
-    uploaded .vital, or the best candidate for another clip."""
-    from vital_inverse.preset import load_vital
-
-    if kind == "A .vital file":
-        if not vital:
-            raise _error(f"Choose a .vital file for {which}, or pick another source.", f"No preset for {which}")
-        path = Path(vital if isinstance(vital, str) else getattr(vital, "name", str(vital)))
-        return load_vital(path), None
-    if kind == "Another clip":
-        if not clip:
-            raise _error(f"Upload or record a clip for {which}, or pick another source.", f"No clip for {which}")
-        m = session.analyze_clip(clip, ENGINE.predictor(), ENGINE.renderer(), k=K_CANDIDATES, limits=LIMITS)
-        return m.predicted.with_meta(name=m.stem), m.analysis
-    if user is None:
-        raise _error(f"There is no current match for {which}: analyze a clip on the Match tab first, or pick "
-                     "another source.", f"No match for {which}")
-    return user.match.best_preset.with_meta(name=user.match.stem), user.match.analysis
 
 
 def _morph_table(result) -> str:
@@ -620,41 +327,6 @@ def _morph_table(result) -> str:
     return "\n".join(rows)
 
 
-@_user_errors
-def make_morph(user: UserSession | None, a_kind: str, a_vital, a_clip, b_kind: str, b_vital, b_clip, steps,
-               progress=gr.Progress()):  # noqa: B008 - gradio's way to ask for a progress bar
-    """A row of presets from A to B, each rendered with a player and a download, and how smooth the path is."""
-    from vital_inverse.morph import morph, render_morph, write_morph
-
-    try:
-        n = int(min(max(int(float(steps)), 2), MORPH_MAX_STEPS))
-    except (TypeError, ValueError):
-        n = 5
-    progress(0.0, desc="Reading A and B")
-    a, a_analysis = _morph_end("A", a_kind, a_vital, a_clip, user)
-    b, b_analysis = _morph_end("B", b_kind, b_vital, b_clip, user)
-    analysis = a_analysis or b_analysis
-    note = int(analysis.note) if analysis is not None else 60
-    note_s, render_s = ((analysis.note_seconds, analysis.render_seconds) if analysis is not None else (1.5, 2.0))
-    progress(0.2, desc=f"Rendering {n} steps")
-    result = render_morph(morph(a, b, n), note=note, note_seconds=max(note_s, 0.1), render_seconds=max(render_s, 0.2),
-                          renderer=ENGINE.renderer())
-    folder = Path(tempfile.mkdtemp(prefix="vital-inverse-morph-", dir=user.folder if user is not None else None))
-    files = write_morph(result, folder)
-    status = (f"**Morph from {html.escape(a.name)} to {html.escape(b.name)}**, rendered at MIDI {note}. "
-              f"{result.summary()}\n\n{_morph_table(result)}")
-    players, downloads = [], []
-    for i in range(MORPH_MAX_STEPS):
-        if i < n:
-            players.append(gr.Audio(value=str(folder / f"step_{i:02d}.wav"), visible=True,
-                                    label=f"Step {i + 1} of {n}" + (" (A)" if i == 0 else " (B)" if i == n - 1 else "")))
-            downloads.append(gr.DownloadButton(f"Step {i + 1} .vital", value=str(files[i]), visible=True))
-        else:
-            players.append(gr.Audio(value=None, visible=False))
-            downloads.append(gr.DownloadButton(value=None, visible=False))
-    return (status, *players, *downloads)
-
-
 def morph_source(kind: str):
     """Show the input that the chosen source needs."""
     return gr.File(visible=kind == "A .vital file"), gr.Audio(visible=kind == "Another clip")
@@ -666,28 +338,162 @@ def budget_control(kind: str):
     return gr.Slider(minimum=SLIDER_MIN, maximum=hi, value=default, step=step, label=label)
 
 
-@_user_errors_gen
-def write_tutorial(user: UserSession | None, progress=gr.Progress()):  # noqa: B008 - gradio's way to ask for a progress bar
-    """Stream a tutorial for the best preset so far (Claude with ANTHROPIC_API_KEY set, offline otherwise)."""
-    from vital_inverse.tutorial import stream_tutorial
+class Handlers:
+    """The event handlers that use the shared service (the model, the render workers, the display Synth)."""
 
-    if user is None:
-        raise _error("Analyze a clip first: the tutorial explains the best preset so far.", "No preset yet")
-    m = user.match
-    a = m.analysis
-    what = "refined" if m.refined is not None else "predicted"
-    progress(0.0, desc="Writing the tutorial")
-    notice, text, last = "", "", 0.0
-    # the key is read from the environment by stream_tutorial, in this process only
-    for chunk in stream_tutorial(m.best_preset, int(a.note), bool(a.pitched)):
-        if chunk.notice:
-            notice = f"{notice}\n\n" if notice else ""
-            notice += f"ℹ️ {chunk.notice}. (For the {what} preset of '{a.source_name}'.)"
-        text += chunk.text
-        if time.monotonic() - last > 0.15:
-            last = time.monotonic()
-            yield notice, text
-    yield notice, text
+    def __init__(self, service: Service) -> None:
+        self.service = service
+
+    @_user_errors
+    def analyze(self, clip, old: UserSession | None, progress=gr.Progress()):  # noqa: B008 - gradio's progress bar
+        """Analyze a clip: detected note, predicted preset rendered for A/B, spectrograms, parameters."""
+        if not clip:
+            raise _error("Upload or record a clip of one note first (or pick an example).", "No clip")
+        t0 = time.perf_counter()
+        progress(0.0, desc="Starting")
+        m = self.service.analyze_clip(clip, progress=lambda f, msg: progress(0.8 * f, desc=msg))
+        problem = too_short(m.analysis)
+        if problem:
+            raise _error(problem, "Clip too short")
+        progress(0.85, desc="Drawing spectrograms")
+        user = open_session(m)
+        original = session.write_wav(m.analysis.audio, user.file("original"))
+        predicted = session.write_wav(m.predicted_audio, user.file("predicted"))
+        image = plots.spectrogram_figure(m.analysis.audio, m.predicted_audio)
+        progress(0.95, desc="Reading the preset's settings")
+        rows = self.service.parameter_table(m.predicted)
+        preset_path = session.export(m, user.folder)
+        retire(old)
+        log.info("analyze %s: %.2f s in all (%s)", m.analysis.source_name, time.perf_counter() - t0,
+                 ", ".join(f"{k} {v:.2f}" for k, v in m.timings.items()))
+        return (user, _note_markdown(m), str(original), str(predicted), None, image, _table(rows), None,
+                _analysis_status(m), gr.DownloadButton(value=str(preset_path), interactive=True),
+                gr.Button(interactive=True), gr.Button(interactive=False), _analysis_details(m))
+
+    @_user_errors_gen
+    def refine(self, user: UserSession | None, kind: str, amount, lock_modules=None, lock_settings=None,
+               progress=gr.Progress()):  # noqa: B008 - gradio's way to ask for a progress bar
+        """Refine the match with CMA-ES; streams the loss plot and the best sound so far.
+        ``lock_modules``/``lock_settings``: what refinement must leave exactly as it is."""
+        from vital_inverse.refine import RefineConfig
+
+        if user is None:
+            raise _error("Analyze a clip first, then refine it.", "Nothing to refine")
+        budget, budget_text = clamp_budget(kind, amount)
+        locked = locked_names(lock_modules, lock_settings)
+        progress(0.0, desc="Starting the refinement")
+        last_display = 0.0
+        pending = False
+        updates = session.refine_stream(user.match, budget, seed=0, renderer=self.service.renderer,
+                                        config=RefineConfig(locked=locked))
+        # Closed when Stop cancels this stream (gradio closes the generator once the generation in
+        # flight is done): the refinement then sends no more renders to the shared workers.
+        with contextlib.closing(updates), refining(user):
+            for update in updates:
+                if user.closed.is_set():  # a new analysis took over this tab
+                    return
+                m, ev = update.state, update.event
+                if budget.renders:
+                    progress(min(1.0, ev.renders / budget.renders), desc=f"{ev.renders} / {budget.renders} renders")
+                else:
+                    progress(min(1.0, ev.elapsed / budget.seconds), desc=f"{ev.elapsed:.0f} / {budget.seconds:.0f} s")
+                pending = pending or update.improved
+                status = _refine_status(m, ev, budget_text)
+                details = _refine_details(m, ev, locked)
+                plot = plots.loss_plot_data(m.history)
+                if pending and (ev.done or time.monotonic() - last_display >= DISPLAY_EVERY_SECONDS):
+                    # The stored state advances only together with what is on screen, so a Stop (which
+                    # cancels this stream) keeps a best that the player and the download both hold.
+                    user = replace(user, match=m)
+                    refined = session.write_wav(m.refined_audio, user.file("refined"))
+                    image = plots.spectrogram_figure(m.analysis.audio, m.predicted_audio, m.refined_audio)
+                    rows = self.service.parameter_table(m.best_preset, locked)
+                    preset_path = session.export(m, user.folder)
+                    last_display, pending = time.monotonic(), False
+                    yield (user, str(refined), image, _table(rows), plot, status,
+                           gr.DownloadButton(value=str(preset_path)), details)
+                elif ev.done:  # nothing new to show: store the final state (same best, full history)
+                    user = replace(user, match=m)
+                    yield (user, gr.skip(), gr.skip(), gr.skip(), plot, status, gr.skip(), details)
+                else:
+                    yield (gr.skip(), gr.skip(), gr.skip(), gr.skip(), plot, status, gr.skip(), details)
+
+    def _morph_end(self, which: str, kind: str, vital, clip, user: UserSession | None):
+        """Preset A or B of a morph, with the analysis it came from (or None): the current match, an
+        uploaded .vital, or the best candidate for another clip."""
+        from vital_inverse.preset import load_vital
+
+        if kind == "A .vital file":
+            if not vital:
+                raise _error(f"Choose a .vital file for {which}, or pick another source.", f"No preset for {which}")
+            path = Path(vital if isinstance(vital, str) else getattr(vital, "name", str(vital)))
+            return load_vital(path), None
+        if kind == "Another clip":
+            if not clip:
+                raise _error(f"Upload or record a clip for {which}, or pick another source.", f"No clip for {which}")
+            m = self.service.analyze_clip(clip)
+            return m.predicted.with_meta(name=m.stem), m.analysis
+        if user is None:
+            raise _error(f"There is no current match for {which}: analyze a clip on the Match tab first, or pick "
+                         "another source.", f"No match for {which}")
+        return user.match.best_preset.with_meta(name=user.match.stem), user.match.analysis
+
+    @_user_errors
+    def make_morph(self, user: UserSession | None, a_kind: str, a_vital, a_clip, b_kind: str, b_vital, b_clip,
+                   steps, progress=gr.Progress()):  # noqa: B008 - gradio's way to ask for a progress bar
+        """A row of presets from A to B, each rendered with a player and a download, and how smooth the path is."""
+        from vital_inverse.morph import morph, render_morph, write_morph
+
+        try:
+            n = int(min(max(int(float(steps)), 2), MORPH_MAX_STEPS))
+        except (TypeError, ValueError):
+            n = 5
+        progress(0.0, desc="Reading A and B")
+        a, a_analysis = self._morph_end("A", a_kind, a_vital, a_clip, user)
+        b, b_analysis = self._morph_end("B", b_kind, b_vital, b_clip, user)
+        analysis = a_analysis or b_analysis
+        note = int(analysis.note) if analysis is not None else 60
+        note_s, render_s = ((analysis.note_seconds, analysis.render_seconds) if analysis is not None else (1.5, 2.0))
+        progress(0.2, desc=f"Rendering {n} steps")
+        result = render_morph(morph(a, b, n), note=note, note_seconds=max(note_s, 0.1),
+                              render_seconds=max(render_s, 0.2), renderer=self.service.renderer)
+        folder = Path(tempfile.mkdtemp(prefix="vital-inverse-morph-", dir=user.folder if user is not None else None))
+        files = write_morph(result, folder)
+        status = (f"**Morph from {html.escape(a.name)} to {html.escape(b.name)}**, rendered at MIDI {note}. "
+                  f"{result.summary()}\n\n{_morph_table(result)}")
+        players, downloads = [], []
+        for i in range(MORPH_MAX_STEPS):
+            if i < n:
+                label = f"Step {i + 1} of {n}" + (" (A)" if i == 0 else " (B)" if i == n - 1 else "")
+                players.append(gr.Audio(value=str(folder / f"step_{i:02d}.wav"), visible=True, label=label))
+                downloads.append(gr.DownloadButton(f"Step {i + 1} .vital", value=str(files[i]), visible=True))
+            else:
+                players.append(gr.Audio(value=None, visible=False))
+                downloads.append(gr.DownloadButton(value=None, visible=False))
+        return (status, *players, *downloads)
+
+    @_user_errors_gen
+    def write_tutorial(self, user: UserSession | None, progress=gr.Progress()):  # noqa: B008 - gradio's progress bar
+        """Stream a tutorial for the best preset so far (Claude with ANTHROPIC_API_KEY set, offline otherwise)."""
+        from vital_inverse.tutorial import stream_tutorial
+
+        if user is None:
+            raise _error("Analyze a clip first: the tutorial explains the best preset so far.", "No preset yet")
+        m = user.match
+        a = m.analysis
+        what = "refined" if m.refined is not None else "predicted"
+        progress(0.0, desc="Writing the tutorial")
+        notice, text, last = "", "", 0.0
+        # the key is read from the environment by stream_tutorial, in this process only
+        for chunk in stream_tutorial(m.best_preset, int(a.note), bool(a.pitched)):
+            if chunk.notice:
+                notice = f"{notice}\n\n" if notice else ""
+                notice += f"ℹ️ {chunk.notice}. (For the {what} preset of '{a.source_name}'.)"
+            text += chunk.text
+            if time.monotonic() - last > 0.15:
+                last = time.monotonic()
+                yield notice, text
+        yield notice, text
 
 
 # --------------------------------------------------------------------------
@@ -767,13 +573,15 @@ def _examples() -> list[list[str]]:
     return [[str(p)] for p in sorted(EXAMPLES_DIR.glob("*.wav"))]
 
 
-def build_demo() -> gr.Blocks:
+def build_demo(service: Service) -> gr.Blocks:
+    """The app's Blocks, queued, with its handlers bound to ``service`` (built and started by the caller)."""
     from vital_inverse import locks
     from vital_inverse.params import default_space
 
     space = default_space()
+    h = Handlers(service)
     with _Blocks(title="Vital Inverse", delete_cache=(3600, 7200)) as demo:
-        user = gr.State(None, time_to_live=STATE_TTL_SECONDS, delete_callback=_delete_session)
+        user = gr.State(None, time_to_live=STATE_TTL_SECONDS, delete_callback=delete_session)
         gr.Markdown(INTRO)
         with gr.Tabs():
             with gr.Tab("Match", id="match"):
@@ -836,7 +644,7 @@ def build_demo() -> gr.Blocks:
                                                 "the best so far in red (what the Refined player plays).",
                                         color_map={plots.SERIES_BEST: "#d62728", plots.SERIES_GENERATION: "#9ecae1"},
                                         elem_id="loss-plot")
-                table = gr.Dataframe(headers=list(session.TABLE_COLUMNS), label="Preset settings (as Vital shows them; "
+                table = gr.Dataframe(headers=list(TABLE_COLUMNS), label="Preset settings (as Vital shows them; "
                                      "modules that are off are not listed)", interactive=False, wrap=True,
                                      max_height=520, elem_id="table")
             with gr.Tab("Morph", id="morph"):
@@ -883,7 +691,7 @@ def build_demo() -> gr.Blocks:
         refine_evt = refine_btn.click(
             buttons_busy, None, [refine_btn, stop_btn], queue=False, api_visibility="private",
         ).then(
-            refine, [user, budget_kind, budget, lock_modules, lock_settings],
+            h.refine, [user, budget_kind, budget, lock_modules, lock_settings],
             [user, refined, spectrogram, table, loss_plot, status, download, details],
             api_name="refine", concurrency_limit=REFINE_CONCURRENCY, concurrency_id="refine",
             show_progress="minimal", show_progress_on=[status], time_limit=BUDGETS["seconds"][1] + 120,
@@ -898,7 +706,7 @@ def build_demo() -> gr.Blocks:
             api_visibility="private", concurrency_limit=None)
         # a new analysis ends this tab's refinement (its updates would overwrite the new state)
         analyze_btn.click(
-            analyze, [clip, user],
+            h.analyze, [clip, user],
             [user, note_md, original, predicted, refined, spectrogram, table, loss_plot, status, download, refine_btn,
              stop_btn, details],
             api_name="analyze", concurrency_limit=ANALYZE_CONCURRENCY, concurrency_id="analyze",
@@ -908,13 +716,14 @@ def build_demo() -> gr.Blocks:
             trigger(check_clip, [clip], [clip, note_md, spectrogram, status], api_visibility="private",
                     concurrency_limit=None, show_progress="hidden")
         budget_kind.change(budget_control, [budget_kind], [budget], api_visibility="private", queue=False)
-        morph_btn.click(make_morph, [user, *ends["A"], *ends["B"], morph_steps],
+        morph_btn.click(h.make_morph, [user, *ends["A"], *ends["B"], morph_steps],
                         [morph_status, *morph_players, *morph_downloads], api_name="morph",
                         concurrency_limit=ANALYZE_CONCURRENCY, concurrency_id="analyze",
                         show_progress_on=[morph_status])
-        tutorial_btn.click(write_tutorial, [user], [tutorial_notice, tutorial_md], api_name="tutorial",
+        tutorial_btn.click(h.write_tutorial, [user], [tutorial_notice, tutorial_md], api_name="tutorial",
                            concurrency_limit=TUTORIAL_CONCURRENCY, concurrency_id="tutorial",
                            show_progress_on=[tutorial_notice])
+    demo.queue(default_concurrency_limit=ANALYZE_CONCURRENCY, max_size=QUEUE_MAX_SIZE)
     return demo
 
 
@@ -932,10 +741,6 @@ def _pool_workers_skip_main() -> None:
     main = sys.modules.get("__main__")
     if main is not None and getattr(main, "__spec__", None) is None:
         main.__spec__ = importlib.machinery.ModuleSpec("__main__", None)
-
-
-demo = build_demo()
-demo.queue(default_concurrency_limit=ANALYZE_CONCURRENCY, max_size=QUEUE_MAX_SIZE)
 
 
 class _UploadTooLarge(Exception):
@@ -1011,7 +816,7 @@ def server_address(env=None) -> tuple[str, int]:
     return name, number
 
 
-def launch(**kwargs):
+def launch(demo: gr.Blocks, **kwargs):
     """Launch ``demo`` with this app's serving settings (keyword arguments override them)."""
     name, port = server_address()
     settings = {"server_name": name, "server_port": port,
@@ -1024,20 +829,27 @@ def launch(**kwargs):
     return demo.launch(**settings)
 
 
-if __name__ == "__main__":
+def main() -> None:
+    """Serve the app: build the service, warm it, build the UI over it, serve until Ctrl+C or SIGTERM."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     _pool_workers_skip_main()
     # SIGTERM (docker stop, a Space restart) ends like Ctrl+C: gradio closes the server, we close the workers
     signal.signal(signal.SIGTERM, _interrupt)
+    clips = sorted(EXAMPLES_DIR.glob("*.wav"))
+    service = Service(warm_clip=clips[0] if clips else None)
     t0 = time.perf_counter()
     try:
-        ENGINE.start()
+        service.start()
         log.info("warm-up done in %.1f s; starting the server", time.perf_counter() - t0)
-        launch()
+        launch(build_demo(service))
     except KeyboardInterrupt:
         pass
     except UserError as e:  # e.g. no checkpoint: say what to do, without a traceback
         log.error("cannot start: %s", e)
         sys.exit(2)
     finally:
-        ENGINE.close()
+        service.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -28,19 +29,28 @@ from test_session import use_checkpoint
 
 
 @pytest.fixture(scope="module")
-def server(shipped_predictor, render_pool):
+def served(shipped_predictor, render_pool):
+    """The app as ``app.main`` builds it: a started Service handed to the UI, served in-process."""
     use_checkpoint()
     saved_key = os.environ.pop("ANTHROPIC_API_KEY", None)  # the tutorial must not call the API from tests
     import app
+    from vital_inverse.service import Service
 
-    app.ENGINE.start(shipped_predictor, render_pool)  # the session's model and workers (each costs seconds)
+    service = Service(warm_clip=sorted(EXAMPLES.glob("*.wav"))[0])
+    service.start(shipped_predictor, render_pool)  # the session's model and workers (each costs seconds)
+    demo = app.build_demo(service)
     port = free_port()
-    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    yield app, f"http://127.0.0.1:{port}/"
-    app.demo.close()
-    app.ENGINE.close()
+    app.launch(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    yield SimpleNamespace(app=app, url=f"http://127.0.0.1:{port}/", demo=demo, service=service)
+    demo.close()
+    service.close()
     if saved_key is not None:
         os.environ["ANTHROPIC_API_KEY"] = saved_key
+
+
+@pytest.fixture(scope="module")
+def server(served):
+    return served.app, served.url
 
 
 def _client(url: str, folder: Path):
@@ -86,7 +96,7 @@ def _refined_wav(outputs) -> str | None:
     return found[0] if found else None
 
 
-def test_analyze_refine_stop_download(server, tmp_path):
+def test_analyze_refine_stop_download(server, served, tmp_path):
     import soundfile as sf
     import vita
     from gradio_client import handle_file
@@ -132,7 +142,7 @@ def test_analyze_refine_stop_download(server, tmp_path):
     outputs = job.outputs()
     assert "stopped" in _status(outputs[-1])
     # the pool is free again: nothing of this refinement is left in the workers' queue
-    pending = app.ENGINE.renderer()._executor()._pending_work_items
+    pending = served.service.renderer._executor()._pending_work_items
     deadline = time.monotonic() + 10
     while pending and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -252,10 +262,10 @@ def test_several_users_at_once_each_get_their_own_results(server, tmp_path):
     print("analyze with 3 users at once: " + ", ".join(f"{s} {r['seconds']:.1f} s" for s, r in results.items()))
 
 
-def test_uploads_are_capped(server):
+def test_uploads_are_capped(server, served):
     app, _ = server
     assert app.LIMITS.max_seconds <= 60 and app.LIMITS.max_bytes <= 20 * 1024 * 1024
-    assert app.demo.max_file_size == 20 * 1024 * 1024
+    assert served.demo.max_file_size == 20 * 1024 * 1024
 
 
 def test_server_address_follows_gradio_variables():

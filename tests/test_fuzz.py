@@ -440,18 +440,22 @@ def test_a_damaged_wav_is_matched_with_a_notice(corpus):
 
 @pytest.fixture(scope="module")
 def app_server(shipped_predictor, render_pool):
+    """The app as ``app.main`` builds it (a started Service handed to the UI), served in this process."""
     from conftest import free_port
 
     saved_key = os.environ.pop("ANTHROPIC_API_KEY", None)
     sys.path.insert(0, str(ROOT))
     import app
+    from vital_inverse.service import Service
 
-    app.ENGINE.start(shipped_predictor, render_pool)  # the session's model and workers
+    service = Service(warm_clip=sorted((ROOT / "examples").glob("*.wav"))[0])
+    service.start(shipped_predictor, render_pool)  # the session's model and workers
+    demo = app.build_demo(service)
     port = free_port()
-    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    app.launch(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     yield app, f"http://127.0.0.1:{port}/"
-    app.demo.close()
-    app.ENGINE.close()
+    demo.close()
+    service.close()
     if saved_key is not None:
         os.environ["ANTHROPIC_API_KEY"] = saved_key
 

@@ -604,3 +604,36 @@ def test_first_call_in_a_fresh_process_is_bounded(tmp_path):
     _t_import, t_first, note = out.stdout.split()
     assert int(note) == 45
     assert float(t_first) < 3.0, out.stdout  # no JIT on the request path
+
+
+# --------------------------------------------------------------------------- shared pitch pieces
+
+
+@pytest.mark.parametrize("f0", [55.0, 220.0, 1318.5])
+def test_yin_difference_dips_at_the_period_and_the_f0_metric_hears_it(f0):
+    """The YIN core intake and the f0 metric share: a saw's d' is deepest at its period, and the
+    metric built on it puts a saw and the same saw 50 cents up 50 cents apart."""
+    from vital_inverse import metrics
+    from vital_inverse.intake import yin_cmndf
+
+    x = saw(f0, SAMPLE_RATE, 0.5)
+    w, tau_max = 2048, 2048
+    cm = yin_cmndf(x[None, : w + tau_max], w, tau_max)[0]
+    period = SAMPLE_RATE / f0
+    lo = int(0.75 * period)  # past the lags shorter than a period
+    assert abs(lo + int(np.argmin(cm[lo : int(1.5 * period)])) - period) <= 1.0
+    if f0 <= 1000:  # the metric's range is 30 Hz - 3 kHz
+        up = saw(f0 * 2 ** (50 / 1200), SAMPLE_RATE, 0.5)
+        assert metrics.f0_error_cents(x, up) == pytest.approx(50.0, abs=2.0)
+
+
+def test_note_names_and_nearest_note_agree_with_librosa():
+    import librosa
+
+    from vital_inverse.intake import midi_name, nearest_note
+
+    assert [midi_name(m) for m in (21, 60, 61, 69, 108)] == ["A0", "C4", "C#4", "A4", "C8"]
+    for hz in (27.5, 261.63, 440.0 * 2 ** (0.49 / 12), 4186.0):
+        m = float(librosa.hz_to_midi(hz))
+        note, cents = nearest_note(hz)
+        assert note == round(m) and cents == pytest.approx((m - round(m)) * 100, abs=1e-9)

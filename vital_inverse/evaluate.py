@@ -1,82 +1,16 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Evaluation suite: score a matching method on a set of target notes.
+"""Evaluation suite: score matching methods on a set of target notes.
 
     vital-inverse evaluate --set synthetic:DIR|presets:DIR|clips:DIR \\
-        --method init|mean|nearest|predict|refine[,...] [--budget N] [--notes 48,60,72] \\
-        [--checkpoint CKPT] [--train-data DIR] [--limit N] [--workers W] --out RESULTS_DIR
+        --method init|mean|nearest|predict|refine[,...] [--budget N] [--notes 48,60,72] --out RESULTS_DIR
 
-writes ``RESULTS_DIR/results.csv`` (one row per item x note x method; a
-failed row holds its error and the run goes on), ``summary.md`` and
-``run.json`` (the settings). ``evaluate()`` is the same thing as a function.
-
-Protocol (one target = one item at one note)
---------------------------------------------
-1. **Target.** ``synthetic:DIR``: the *test* split of a generated dataset;
-   the truth is ``PresetSampler(space, meta.seed).preset(index)`` rendered
-   at the dataset's notes, velocity and note/render seconds.
-   ``presets:DIR``: every ``*.vital`` in the folder rendered at ``--notes``
-   (default 48, 60, 72), velocity 0.8, key held 1.5 s in 2.0 s.
-   ``clips:DIR``: every audio file in the folder (wav, flac, ogg, mp3,
-   aif/aiff), one target per file, no truth.
-2. **Analysis**, as for a user's clip: ``intake.analyze(audio, 44100, name)``
-   (``analyze_file`` for clips). The note and the lengths every method
-   renders at come from this analysis, never from the ground truth.
-3. **Method** -> a preset, rendered at the analysed note, velocity 0.8, the
-   analysed ``note_seconds`` and ``render_seconds``.
-4. **Alignment and level.** The render is compared with ``analysis.audio``
-   (the clip trimmed to its onset by intake and peak-normalised), after
-   ``session.match_audio``: padded/cropped to the clip's length and scaled
-   to the clip's RMS. That is exactly the audio pair the app and the
-   refinement loss compare; a render starts at note-on, the target at its
-   detected onset (for fast attacks the same instant; for slow attacks the
-   target has lost its first, < -50 dB, milliseconds and ``oracle`` below
-   shows what that costs). Then ``metrics.all_metrics(render, target)`` (its
-   MRSTFT computed by the equal, faster ``metrics.mrstft_batch``: ``score_metrics``).
-
-Methods (``baselines`` holds the first three)
-----------------------------------------------
-* ``init``: Vital's Init preset.
-* ``mean``: the mean preset of the training split of ``--train-data`` (or
-  of the synthetic set's own dataset); with neither, of 1024 presets drawn
-  from the sampling prior. ``summary.md`` says which.
-* ``nearest``: nearest training item by L2 distance on log-mel dB at the
-  nearest stored note (``baselines.NearestNeighbour``); needs
-  ``--train-data`` (a synthetic set's own dataset is used if not given).
-* ``predict``: the checkpoint's K (``--k``, default 4) candidates are all
-  rendered; the one with the lowest MRSTFT (after ``match_audio``, i.e. the
-  refinement loss) is kept, as the app does. ``predict_top1`` rows (the
-  most probable candidate, no rendering needed to pick it) come free.
-* ``refine``: ``predict``, then ``refine.refine`` from its best candidate
-  with ``--budget`` renders (the budget counts refinement renders only; the
-  K candidate renders are on the ``predict`` rows). The final preset is
-  rendered once more, fresh, for scoring. Implies ``predict`` rows too.
-
-Reference rows (preset sets only; skip with ``--no-floor``)
------------------------------------------------------------
-* ``floor``: the render-twice floor. The true preset rendered a second
-  time with the target's own settings, both renders scaled by the clip's
-  intake gain, ``all_metrics(second, first)``: Vita's run-to-run noise.
-* ``oracle``: the true preset treated as a method's output (rendered at the
-  analysed note and lengths, matched, compared with ``analysis.audio``):
-  the best any method can expect under this protocol; ``oracle - floor``
-  is what the analysis (onset trim, note length, pitch) costs.
-
-Synthetic sets also get ``param_mae`` (mean |difference| of the normalised
-continuous/ordinal parameters audible for the truth) and ``cat_acc``
-(accuracy over the categoricals audible for the truth).
-
-Summary statistics: per method and metric, the mean with a 95% confidence
-interval from a **cluster (item-level) percentile bootstrap** (10,000
-resamples of items with replacement, all notes of a resampled item kept
-together, seed 0: the notes of one preset are not independent), and the
-median. NaN values (e.g. ``f0_cents`` when no frame is voiced in both) are
-left out of that metric, and ``n`` says how many remain.
-
-Execution: targets are prepared (render, analysis, floor, oracle) and every
-preset scored (render + metrics) in the ``ParallelRenderer``'s worker
-processes, a few targets ahead; prediction and retrieval run here. With
-``refine`` targets go one at a time so refinement timings are not shared
-with other work. ``workers=0`` runs everything in this process (tests).
+One target = one item (a generated preset, a .vital file or an audio clip) at one note, analysed
+by intake exactly as a user's clip; each method's preset is rendered at the analysed note and
+lengths, matched to the clip (`session.match_audio`) and scored with `metrics.all_metrics`.
+`floor` (the true preset rendered twice) and `oracle` (the true preset through the analysis)
+rows bound what is possible. Writes `results.csv` (one row per item x note x method),
+`summary.md` (means with item-level bootstrap CIs) and `run.json`. The full protocol:
+docs/evaluation.md.
 """
 
 from __future__ import annotations
@@ -97,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from .constants import RENDER_VELOCITY as VELOCITY, SAMPLE_RATE
+from .constants import SILENT_RENDER_PEAK as SILENT_PEAK  # a render below it is called silent in a row's detail
 from .errors import UserError
 from .summary import METRICS, REFERENCE_ROWS, bootstrap_ci, load_rows, method_stats, summarize
 
@@ -128,7 +64,6 @@ METHODS = ("init", "mean", "nearest", "predict", "refine")
 SET_KINDS = ("synthetic", "presets", "clips")
 DEFAULT_NOTES = (48, 60, 72)
 PRESET_NOTE_SECONDS, PRESET_RENDER_SECONDS = 1.5, 2.0
-VELOCITY = 0.8
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
 
 COLUMNS = (
@@ -306,10 +241,8 @@ def score_metrics(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
 
 
 class _OneThread:
-    """Torch on one thread while scoring outside a render worker (workers already are single-threaded).
-
-    Measured on this loaded 2-core machine: MRSTFT of a 2 s note 1.29 s with torch's 2 threads, 0.24 s with 1.
-    """
+    """Torch on one thread while scoring outside a render worker (workers already are single-threaded):
+    on 2 shared cores two threads spin and MRSTFT runs ~5x slower (BENCHMARKS.md section 3)."""
 
     def __enter__(self):
         import sys
@@ -444,10 +377,6 @@ def score_groups(target_audio: np.ndarray, note: int, note_seconds: float, rende
         return out
 
 
-#: A render whose peak is below this is called silent in a row's detail (as dataset generation rejects it).
-SILENT_PEAK = 1e-4
-
-
 def _silence_note(peak: float, what: str = "render") -> str:
     return f"{what} silent (peak {peak:.2g})" if peak < SILENT_PEAK else ""
 
@@ -489,7 +418,7 @@ def prepare_target(kind: str, item: Item, note: int | None, velocity: float = VE
         renderer = _renderer()
         raw = renderer.render(t.truth, int(note), velocity, note_seconds, render_seconds)
         t0 = time.perf_counter()
-        t.analysis = analyze(raw, 44100, f"{item.id}@{note}")
+        t.analysis = analyze(raw, SAMPLE_RATE, f"{item.id}@{note}")
         t.analysis_s = time.perf_counter() - t0
         if keep_raw:
             t.raw = raw
@@ -630,9 +559,9 @@ class _Methods:
 def _warm_up(predictor, k: int) -> None:
     from .intake import analyze
 
-    t = np.arange(int(0.5 * 44100)) / 44100
+    t = np.arange(int(0.5 * SAMPLE_RATE)) / SAMPLE_RATE
     note = (0.5 * np.sin(2 * np.pi * 261.63 * t) * np.minimum(1.0, (0.5 - t) * 20)).astype(np.float32)
-    predictor.predict(analyze(np.stack([note, note]), 44100, "warm-up"), k=k)
+    predictor.predict(analyze(np.stack([note, note]), SAMPLE_RATE, "warm-up"), k=k)
 
 
 def _target_seed(seed: int, key: tuple[str, int | None]) -> int:

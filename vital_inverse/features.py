@@ -9,16 +9,20 @@ as JSON), and a checkpoint refuses features made with other settings.
 from __future__ import annotations
 
 import functools
+import warnings
 from dataclasses import asdict, dataclass
 
+import librosa
 import numpy as np
+
+from .constants import SAMPLE_RATE
 
 
 @dataclass(frozen=True)
 class FeatureConfig:
     """Log-mel settings. Defaults: 2.0 s at 44.1 kHz -> (64 mels, 173 frames)."""
 
-    sample_rate: int = 44100
+    sample_rate: int = SAMPLE_RATE
     n_fft: int = 2048
     hop_length: int = 512
     n_mels: int = 64
@@ -39,16 +43,33 @@ class FeatureConfig:
         return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
 
-@functools.lru_cache(maxsize=8)
-def _mel_basis(cfg: FeatureConfig) -> np.ndarray:
-    import librosa
+@functools.lru_cache(maxsize=16)
+def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float | None = None) -> np.ndarray:
+    """librosa's Slaney mel filterbank, float32 (n_mels, n_fft // 2 + 1), cached and read-only."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # an empty filter at a small n_fft is librosa's warning, not an error here
+        fb = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax).astype(np.float32)
+    fb.setflags(write=False)
+    return fb
 
-    return librosa.filters.mel(sr=cfg.sample_rate, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=cfg.fmin, fmax=cfg.fmax).astype(np.float32)
+
+def stft_magnitude(x: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
+    """|STFT| of (..., n): centred (zero-padded by n_fft // 2), periodic Hann of n_fft samples;
+    shape (..., n_fft // 2 + 1, 1 + n // hop). The one STFT of features, metrics and plots."""
+    return np.abs(librosa.stft(x, n_fft=n_fft, hop_length=hop, window="hann", center=True, pad_mode="constant"))
 
 
-@functools.lru_cache(maxsize=8)
-def _window(n_fft: int) -> np.ndarray:
-    return np.hanning(n_fft + 1)[:-1].astype(np.float32)
+def mel_power(x: np.ndarray, n_fft: int, hop: int, n_mels: int, sample_rate: int = SAMPLE_RATE,
+              fmin: float = 0.0, fmax: float | None = None) -> np.ndarray:
+    """Mel power spectrogram of (n,) or (channels, n): (n_mels, frames) or (channels, n_mels, frames),
+    `stft_magnitude` squared through `mel_filterbank`, one matrix product for all channels."""
+    p = stft_magnitude(x, n_fft, hop) ** 2
+    fb = mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax)
+    if p.ndim == 2:
+        return fb @ p
+    c, f, t = p.shape
+    m = fb @ p.transpose(1, 0, 2).reshape(f, c * t)
+    return m.reshape(n_mels, c, t).transpose(1, 0, 2)
 
 
 def fit_length(audio: np.ndarray, n: int) -> np.ndarray:
@@ -64,19 +85,14 @@ def log_mel(audio: np.ndarray, cfg: FeatureConfig = FeatureConfig()) -> np.ndarr
 
     ``audio`` is (channels, n) or (n,) at ``cfg.sample_rate``. Level is
     normalised away (the referenced dB scale), as the synth's output level
-    is not what the model should predict from. Silence gives -top_db.
+    is not what the model should predict from. Silence gives 0 dB everywhere
+    (nothing to refer to).
     """
     x = np.asarray(audio, dtype=np.float32)
     mono = x.mean(axis=0) if x.ndim == 2 else x
     mono = fit_length(mono, int(round(cfg.seconds * cfg.sample_rate)))
-    pad = cfg.n_fft // 2
-    padded = np.pad(mono, (pad, pad))
-    frames = np.lib.stride_tricks.sliding_window_view(padded, cfg.n_fft)[:: cfg.hop_length]
-    spec = np.abs(np.fft.rfft(frames * _window(cfg.n_fft), axis=1)) ** 2  # (T, F)
-    mel = _mel_basis(cfg) @ spec.T.astype(np.float32)  # (M, T)
-    ref = max(float(mel.max()), 1e-10)
-    db = 10.0 * np.log10(np.maximum(mel, 1e-10) / ref)
-    return np.maximum(db, -cfg.top_db).astype(np.float32)
+    mel = mel_power(mono, cfg.n_fft, cfg.hop_length, cfg.n_mels, cfg.sample_rate, cfg.fmin, cfg.fmax)  # (M, T)
+    return librosa.power_to_db(mel, ref=np.max, amin=1e-10, top_db=cfg.top_db).astype(np.float32)
 
 
 def log_mel_batch(audios: list[np.ndarray], cfg: FeatureConfig = FeatureConfig()) -> np.ndarray:

@@ -16,6 +16,8 @@ Conventions shared by every metric:
   Windows are periodic Hann; ``n_fft`` equals the window length in samples,
   ``round(seconds * 44100)`` (so 25 ms -> 1102 and 5 ms -> 220 samples).
   Exceptions: f0 (YIN, 4096-sample frames) and MRSTFT (auraloss defaults).
+* Spectra come from ``features.stft_magnitude``/``features.mel_power`` and the f0
+  from intake's YIN (``intake.pitch.yin_cmndf``): one STFT and one YIN in the package.
 * Scalar metrics use float64; MRSTFT runs in float32 torch. Nothing is global
   except lru_cache'd mel filterbanks and the reused auraloss module.
 * Symmetric metrics do not care about argument order; for MRSTFT ``a`` is the
@@ -26,13 +28,16 @@ Conventions shared by every metric:
 from __future__ import annotations
 
 import functools
-import warnings
 from collections.abc import Sequence
 
 import librosa
 import numpy as np
 import torch
 from dtw import dtw
+
+from .constants import SAMPLE_RATE
+from .features import mel_filterbank, mel_power, stft_magnitude
+from .intake.pitch import refine_dip, yin_cmndf
 
 __all__ = [
     "SR",
@@ -47,7 +52,7 @@ __all__ = [
     "wmfcc",
 ]
 
-SR = 44100
+SR = SAMPLE_RATE
 
 #: (window s, hop s, n_mels) for the multi-scale log-mel distance.
 MSS_SCALES: tuple[tuple[float, float, int], ...] = (
@@ -77,8 +82,7 @@ _F0_MEDIAN = 5
 #: MRSTFT: shorter signals are zero-padded to this many samples so that the
 #: largest auraloss FFT (2048, reflect-padded) is valid.
 _MRSTFT_MIN_LEN = 2048
-#: mrstft_batch: predictions per batched STFT call (1 and 2 measured fastest,
-#: 16 was ~4x slower: memory bound).
+#: mrstft_batch: predictions per batched STFT call (small is fastest: memory bound; BENCHMARKS.md section 3).
 _MRSTFT_CHUNK = 1
 
 
@@ -132,26 +136,8 @@ def _pair(a: np.ndarray, b: np.ndarray, *, stereo: bool) -> tuple[np.ndarray, np
 # cached pure helpers
 
 
-@functools.lru_cache(maxsize=16)
-def _mel_fb(n_fft: int, n_mels: int) -> np.ndarray:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # no empty filters at our sizes (checked); stay quiet
-        fb = librosa.filters.mel(sr=SR, n_fft=n_fft, n_mels=n_mels)
-    fb.setflags(write=False)
-    return fb
-
-
-def _stft_mag(x: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
-    """Centred, zero-padded, periodic-Hann STFT magnitude, shape (..., n_fft//2+1, frames)."""
-    return np.abs(librosa.stft(x, n_fft=n_fft, hop_length=hop, window="hann", center=True, pad_mode="constant"))
-
-
-def _mel_power(x: np.ndarray, n_fft: int, hop: int, n_mels: int) -> np.ndarray:
-    """Mel power spectrogram (channels, n_mels, frames), one GEMM for all channels."""
-    p = _stft_mag(x, n_fft, hop) ** 2  # (C, F, T)
-    c, f, t = p.shape
-    m = _mel_fb(n_fft, n_mels) @ p.transpose(1, 0, 2).reshape(f, c * t)
-    return m.reshape(n_mels, c, t).transpose(1, 0, 2)
+#: refine.py's name for the metrics' mel filterbank (librosa defaults: 0 Hz to Nyquist).
+_mel_fb = functools.partial(mel_filterbank, SR)
 
 
 @functools.lru_cache(maxsize=1)
@@ -170,7 +156,7 @@ def _mss_db(x: np.ndarray, n_fft: int, hop: int, n_mels: int) -> np.ndarray:
     n_frames = 1 + x.shape[-1] // hop
     if peak <= _SILENT_PEAK:
         return np.full((x.shape[0], n_mels, n_frames), -_MSS_TOP_DB)
-    s = _mel_power(x / peak, n_fft, hop, n_mels)
+    s = mel_power(x / peak, n_fft, hop, n_mels, SR)
     return librosa.power_to_db(s, ref=np.max, amin=_AMIN, top_db=_MSS_TOP_DB)
 
 
@@ -192,7 +178,7 @@ def mss(a: np.ndarray, b: np.ndarray) -> float:
 
 def _mfcc_features(x: np.ndarray) -> np.ndarray:
     """(frames, 20 * channels) MFCCs: 50 ms window, 10 ms hop, 128 mels, fixed dB floor."""
-    s = _mel_power(x, _samples(0.050), _samples(0.010), 128)
+    s = mel_power(x, _samples(0.050), _samples(0.010), 128, SR)
     db = librosa.power_to_db(s, ref=1.0, amin=_MFCC_AMIN, top_db=None)
     m = librosa.feature.mfcc(S=db, n_mfcc=20)  # (C, 20, T), DCT-II ortho
     return m.reshape(-1, m.shape[-1]).T
@@ -227,7 +213,7 @@ def _sot_dists(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     continuously towards the uniform distribution; a frame is silent when
     the floor outweighs its content.
     """
-    mag = _stft_mag(x, _samples(0.050), _samples(0.020))
+    mag = stft_magnitude(x, _samples(0.050), _samples(0.020))
     tot = mag.sum(axis=0)
     floor = max(_SOT_FLOOR_REL * float(tot.max()), 1e-12)
     dist = (mag + floor / mag.shape[0]) / (tot + floor)
@@ -257,9 +243,8 @@ def sot(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _frame_rms(x: np.ndarray, frame: int, hop: int) -> np.ndarray:
-    """Centred (zero-padded) frame RMS in float64."""
-    frames = librosa.util.frame(np.pad(x, frame // 2), frame_length=frame, hop_length=hop)
-    return np.sqrt(np.mean(frames**2, axis=0))
+    """Centred (zero-padded) frame RMS of (n,) float64: (1 + n // hop,)."""
+    return librosa.feature.rms(y=x, frame_length=frame, hop_length=hop, center=True, pad_mode="constant", dtype=np.float64)[0]
 
 
 def rms_similarity(a: np.ndarray, b: np.ndarray) -> float:
@@ -352,43 +337,26 @@ def mrstft_batch(preds: Sequence[np.ndarray] | np.ndarray, target: np.ndarray) -
 
 
 def _yin(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """YIN (de Cheveigne & Kawahara 2002, fixed integration window, trough threshold 0.1,
-    parabolic refinement) returning f0, aperiodicity (CMND at the chosen lag) and frame RMS."""
+    """Frame-wise YIN (fixed integration window, trough threshold 0.1, parabolic refinement) on
+    intake's YIN difference function (`intake.pitch.yin_cmndf`). x: (n,) float64 at 44.1 kHz.
+    Returns f0 (Hz), aperiodicity (d' at the chosen integer lag) and RMS, each (1 + n // 441,)."""
     frames = librosa.util.frame(np.pad(x, _F0_FRAME // 2), frame_length=_F0_FRAME, hop_length=_F0_HOP)  # (frame, T)
     min_p = int(np.floor(SR / F0_FMAX))
     max_p = int(np.ceil(SR / F0_FMIN))
     w = _F0_FRAME - max_p  # fixed integration window (original YIN, no lag bias)
-    n_fft = 1 << int(np.ceil(np.log2(_F0_FRAME + w)))
-    # r[tau] = sum_{j<w} x[j] x[j+tau] for tau = 0..max_p
-    r = np.fft.irfft(
-        np.conj(np.fft.rfft(frames[:w], n=n_fft, axis=0)) * np.fft.rfft(frames, n=n_fft, axis=0),
-        n=n_fft,
-        axis=0,
-    )[: max_p + 1]
-    c = np.concatenate([np.zeros((1, frames.shape[1])), np.cumsum(frames**2, axis=0)])
-    energy = c[w : w + max_p + 1] - c[: max_p + 1]  # sum_{j<w} x[j+tau]^2
-    d = np.maximum(energy[:1] + energy - 2.0 * r, 0.0)  # difference function
-    d[0] = 0.0
-    k = np.arange(1, max_p + 1)[:, None]
-    cmean = np.cumsum(d[1:], axis=0) / k
-    cmnd = d[min_p:] / (cmean[min_p - 1 :] + np.finfo(float).tiny)  # lags min_p..max_p
+    cm = yin_cmndf(frames.T, w, max_p)  # (T, max_p + 1): d' at lags 0..max_p
+    cmnd = cm[:, min_p:].T  # (lags min_p..max_p, T)
     # troughs: local minima below threshold; else global minimum
     trough = np.zeros(cmnd.shape, dtype=bool)
     trough[1:-1] = (cmnd[1:-1] < cmnd[:-2]) & (cmnd[1:-1] <= cmnd[2:])
     trough[0] = cmnd[0] < cmnd[1]
     below = trough & (cmnd < _F0_TROUGH)
     idx = np.where(below.any(axis=0), np.argmax(below, axis=0), np.argmin(cmnd, axis=0))
-    cols = np.arange(cmnd.shape[1])
-    aper = cmnd[idx, cols]
-    # parabolic refinement
+    aper = cmnd[idx, np.arange(cmnd.shape[1])]
+    # parabolic refinement (intake's), only inside the searched lags
     inner = (idx > 0) & (idx < cmnd.shape[0] - 1)
-    lo = cmnd[np.clip(idx - 1, 0, None), cols]
-    hi = cmnd[np.clip(idx + 1, None, cmnd.shape[0] - 1), cols]
-    a2 = hi + lo - 2.0 * aper
-    b2 = (hi - lo) / 2.0
-    ok = inner & (np.abs(b2) < np.abs(a2))
-    shift = np.where(ok, -b2 / np.where(ok, a2, 1.0), 0.0)
-    f0 = SR / (min_p + idx + shift)
+    lag, _ = refine_dip(cm, min_p + idx)
+    f0 = SR / np.where(inner, lag, min_p + idx)
     rms = np.sqrt(np.mean(frames**2, axis=0))
     return f0, aper, rms
 

@@ -131,7 +131,7 @@ def _table(preset: Preset, osc: int):
 
 def _blend_wavetables(preset: Preset, a: Preset, b: Preset, t: float, space: ParamSpace, skip: set[int]) -> Preset:
     """Oscillators whose tables differ play a table whose keyframes blend A's into B's by ``t``."""
-    from .wavetables import Wavetable, _frequency_interpolate
+    from .wavetables import Wavetable, frequency_interpolate
 
     for osc in range(1, N_OSCILLATORS + 1):
         if osc in skip or not (_on(space, a.values, f"osc_{osc}_on") and _on(space, b.values, f"osc_{osc}_on")):
@@ -144,7 +144,7 @@ def _blend_wavetables(preset: Preset, a: Preset, b: Preset, t: float, space: Par
         positions = sorted(set(ta.keyframe_positions()) | set(tb.keyframe_positions()))
         if len(positions) > MAX_BLEND_KEYFRAMES:
             positions = sorted({round(float(x)) for x in np.linspace(0, 256, MAX_BLEND_KEYFRAMES)})
-        frames = np.stack([_frequency_interpolate(ta.frame_at(p), tb.frame_at(p), t) for p in positions])
+        frames = np.stack([frequency_interpolate(ta.frame_at(p), tb.frame_at(p), t) for p in positions])
         peak = float(np.max(np.abs(frames))) or 1.0
         table = Wavetable(f"{ta.name} > {tb.name} {round(100 * t)}%", (frames / max(peak, 1.0)).astype(np.float32),
                           tuple(int(p) for p in positions))

@@ -15,7 +15,11 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable, Sequence
 
+import librosa
 import numpy as np
+
+from .constants import SAMPLE_RATE
+from .features import mel_power
 
 __all__ = ["LOSS_COLUMNS", "SERIES_BEST", "SERIES_GENERATION", "log_mel_db", "loss_plot_data", "spectrogram_figure"]
 
@@ -31,13 +35,6 @@ SERIES_BEST = "best so far"
 SERIES_GENERATION = "best of generation"
 
 
-@functools.lru_cache(maxsize=4)
-def _mel_basis(sr: int) -> np.ndarray:
-    import librosa
-
-    return librosa.filters.mel(sr=sr, n_fft=N_FFT, n_mels=N_MELS, fmin=20.0, fmax=min(FMAX, sr / 2)).astype(np.float32)
-
-
 def _mono(audio: np.ndarray) -> np.ndarray:
     a = np.asarray(audio, dtype=np.float32)
     if a.ndim == 2:
@@ -46,28 +43,26 @@ def _mono(audio: np.ndarray) -> np.ndarray:
 
 
 def _mel_power(audio: np.ndarray, sr: int) -> np.ndarray:
-    """Mel power (n_mels, frames) of the mono mix; Hann window, centred frames."""
+    """Mel power (n_mels, frames) of the mono mix (`features.mel_power`: periodic Hann, centred frames)."""
     x = _mono(audio)
     if len(x) < N_FFT:
         x = np.pad(x, (0, N_FFT - len(x)))
-    x = np.pad(x, (N_FFT // 2, N_FFT // 2))
-    n_frames = 1 + (len(x) - N_FFT) // HOP
-    idx = np.arange(N_FFT)[None, :] + HOP * np.arange(n_frames)[:, None]
-    frames = x[idx] * np.hanning(N_FFT).astype(np.float32)[None, :]
-    power = np.abs(np.fft.rfft(frames, axis=1)).astype(np.float32) ** 2
-    return _mel_basis(sr) @ power.T
+    return mel_power(x, N_FFT, HOP, N_MELS, sr, 20.0, min(FMAX, sr / 2))
 
 
-def log_mel_db(audio: np.ndarray, sr: int = 44100, ref: float | None = None) -> np.ndarray:
+def _db(power: np.ndarray, ref: float) -> np.ndarray:
+    """Power in dB re `ref`, floored at -TOP_DB."""
+    return np.maximum(librosa.power_to_db(power, ref=max(ref, 1e-12), amin=1e-12, top_db=None), -TOP_DB)
+
+
+def log_mel_db(audio: np.ndarray, sr: int = SAMPLE_RATE, ref: float | None = None) -> np.ndarray:
     """Log-mel power in dB re ``ref`` (default: the signal's own maximum), floored at -TOP_DB."""
     p = _mel_power(audio, sr)
-    ref = float(p.max()) if ref is None else float(ref)
-    db = 10.0 * np.log10(np.maximum(p, 1e-12) / max(ref, 1e-12))
-    return np.maximum(db, -TOP_DB)
+    return _db(p, float(p.max()) if ref is None else float(ref))
 
 
 def spectrogram_figure(original: np.ndarray, predicted: np.ndarray | None, refined: np.ndarray | None = None,
-                       sr: int = 44100, titles: Sequence[str] = ("Original", "Predicted", "Refined")):
+                       sr: int = SAMPLE_RATE, titles: Sequence[str] = ("Original", "Predicted", "Refined")):
     """Three log-mel spectrograms side by side on one dB scale (0 dB = the loudest bin of the three).
 
     ``predicted``/``refined`` may be None: that panel says what to press.
@@ -104,7 +99,7 @@ def spectrogram_figure(original: np.ndarray, predicted: np.ndarray | None, refin
             ax.text(0.5, 0.5, empty.get(i, "—"), ha="center", va="center", transform=ax.transAxes, color="#777777")
             ax.set_xticks([])
             continue
-        db = np.maximum(10.0 * np.log10(np.maximum(p, 1e-12) / ref), -TOP_DB)
+        db = _db(p, ref)
         seconds = db.shape[1] * HOP / sr
         image = ax.imshow(db, origin="lower", aspect="auto", cmap="magma", vmin=-TOP_DB, vmax=0.0,
                           extent=(0.0, seconds, 0, N_MELS), interpolation="nearest")
@@ -121,8 +116,6 @@ def spectrogram_figure(original: np.ndarray, predicted: np.ndarray | None, refin
 
 @functools.lru_cache(maxsize=4)
 def _mel_axis_hz(sr: int) -> np.ndarray:
-    import librosa
-
     return librosa.mel_frequencies(n_mels=N_MELS, fmin=20.0, fmax=min(FMAX, sr / 2))
 
 

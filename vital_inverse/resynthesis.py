@@ -1,52 +1,32 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Start presets made of the clip itself: its own wavetable, swept in time, under a fitted envelope.
 
-The predictor can only pick among the bank's tables, so a sound built on a
-custom table (most hand-made presets, every real instrument) is out of its
-reach, and refinement keeps the start's categoricals. A resynthesis start
-closes that gap:
+The predictor only picks among the bank's tables and refinement keeps a
+start's categoricals, so a sound built on a custom table is out of their
+reach. These starts close that gap; all are ordinary ``Preset``s (ParamSpace
+values, the custom table in ``custom_wavetables``, a base document carrying
+LFO 1's one-shot mode), rendered, refined and exported like any other.
 
-1. **Table** (``clip_wavetable``): the clip's harmonic spectrum at the
-   tracked f0 is measured at each of the 257 wave-frame positions, position
-   ``p`` holding the moment ``p / 256`` of the way through the clip (attack,
-   body, release). One phase set (the loudest moment's, aligned like the
-   Init saw) is used for every frame, so neighbouring frames differ only in
-   magnitudes: Vital's frequency-domain interpolation between keyframes is
-   then exact in square-root magnitude and never cancels partials, and the
-   cycle has no jumps. Keyframes are chosen greedily where interpolating
-   between the ones already kept misses the measured spectrum by more than
-   ``ResynthesisConfig.tolerance`` (at most ``max_keyframes``).
-2. **Sweep**: LFO 1 as a one-shot "Envelope" LFO with the "Saw Up" shape
-   (0 -> 1 once, then holds), its period the clip's length, drives
-   oscillator 1's wave frame from 0 to 256 through the ParamSpace route
-   ``mod_lfo1_osc1_frame`` at amount 1; so at time t Vital plays the frame
-   taken at t. (Vital reads its LFO frequency as log2 Hz in "Seconds" mode.)
-3. **Envelope 1** (``fit_envelope``): attack, decay, sustain, release and
-   their curve powers fitted to the clip's RMS envelope for intake's note
-   length, with Vital's envelope maths (``envelope``: sections of
-   ``powerScale``; amplitude = value squared, measured on Vita). What the
-   envelope misses (within +-``max_level_db``) is left in the frames' levels.
-4. **Noise** (``noise_layer``): where the clip has power between its
-   harmonics (breath, bow, detuned stacks), a second start adds the sample
-   oscillator's white noise through filter 2 (a low-pass at that residual's
-   roll-off), its level set from two renders to a share of the residual
-   (``NOISE_SHARE_GAIN``: the full share measured too loud).
-5. **Unpitched clips** (``noise_start``): the sample oscillator's white noise
-   through filter 1 (a low-pass at the clip's spectral roll-off) under the
-   fitted envelope; if intake's detector still finds an f0 (a chord, a
-   detuned stack), the resynthesis starts too, transposed onto it.
-6. **Mixed starts** (``mixed_start``): the clip's table and sweep in
-   oscillator 1 with everything else (filters, envelopes, effects, the other
-   oscillators) from a predicted preset.
+- ``clip_wavetable``: wave-frame position p (0..256) holds the clip's harmonic
+  spectrum at time p/256 of its length, at the tracked f0. One phase set (the
+  loudest moment's, aligned like the Init saw) serves every frame, so Vital's
+  frequency-domain interpolation between keyframes never cancels partials;
+  keyframes are added greedily where interpolation misses by more than
+  ``ResynthesisConfig.tolerance``.
+- The sweep: LFO 1, one-shot "Saw Up" with the clip's length as its period,
+  drives oscillator 1's wave frame 0 -> 256 through ``SWEEP_ROUTE``, so at
+  time t Vital plays the frame taken at t.
+- ``fit_envelope``: envelope 1 (times, sustain, curve powers) fitted to the
+  clip's RMS envelope with Vital's envelope maths (``envelope``); what it
+  misses (within +-``max_level_db``) stays in the frames' levels.
+- ``noise_layer``: the sample oscillator's white noise through filter 2, at a
+  share of the clip's power between its harmonics (breath, bow).
+- ``noise_start``: for noise-like unpitched clips, white noise through a
+  low-pass at the clip's roll-off under the fitted envelope.
+- ``mixed_start``: the clip's swept table in oscillator 1 of a predicted preset.
 
-Not done: stereo width as unison (measured on 8 presets at MIDI 60: 3-7
-detuned voices raised MSS on 7 of 8, by up to 3 dB; 2 voices changed it by
-0.2 dB at most; so the starts stay one voice, centred) and a
-pitch envelope for pitched drums (no envelope -> pitch route in the
-ParamSpace). All starts are ordinary ``Preset``s (ParamSpace values + the custom table in
-``custom_wavetables`` + a base document carrying LFO 1's one-shot mode), so
-rendering, scoring, refinement (which then searches their envelope times,
-sweep rate and amount, filter...) and export treat them like any other.
+Not modelled: stereo width (the starts are one centred voice) and pitch
+envelopes (the ParamSpace has no envelope -> pitch route).
 """
 
 from __future__ import annotations
@@ -55,6 +35,7 @@ import copy
 import math
 from dataclasses import dataclass
 
+import librosa
 import numpy as np
 
 from .intake import Analysis
@@ -88,12 +69,13 @@ _SWEEP_SHAPE = "Saw Up"  # LFO 1 rises 0 -> 1 once over its period
 _LFO_ONE_SHOT = "Envelope"  # Vital's LFO sync type that runs once per note and holds its end
 _ENV_HOP_S = 0.01  # RMS envelope hop for the fit
 _FLOOR_DB = -60.0  # envelope fit and level contour ignore what lies below this (re the clip's peak)
-_QUIET_DB = -50.0
-#: Unpitched clips at least this flat (white noise ~0.56; chords, detuned stacks, tonal drums < 0.03)
-#: get the noise start; flatter-sounding tonal clips got a noise start that MRSTFT preferred and MSS did not.
+_QUIET_DB = -50.0  # positions quieter than this borrow the spectral shape of a louder neighbour
+_TRUSTED_ENV_DB = -30.0  # the level contour is measured only where the fitted envelope is above this
+#: Unpitched clips at least this flat (spectral flatness, 0 tonal .. 1 white noise) get the noise start;
+#: tonal "unpitched" clips (chords, detuned stacks) are better served by the predictor's candidates.
 NOISY_FLATNESS = 0.1
-NOISE_SHARE_GAIN = 0.06  # the noise layer gets this share of the inharmonic power (measured: the full share is too loud)
-_TRUSTED_ENV_DB = -30.0  # the level contour is measured only where the fitted envelope is above this  # positions quieter than this borrow the spectral shape of a louder neighbour
+#: The noise layer gets this share of the inharmonic power (chosen on BENCHMARKS.md's resynthesis runs).
+NOISE_SHARE_GAIN = 0.06
 
 
 @dataclass(frozen=True)
@@ -147,12 +129,16 @@ def envelope(t: np.ndarray, note_seconds: float, attack: float, decay: float, su
 
 
 def _rms_db(audio: np.ndarray, hop: int) -> np.ndarray:
-    """Frame RMS in dB re its maximum, floored at _FLOOR_DB; (n_frames,) over non-overlapping hops."""
-    x = np.asarray(audio, dtype=np.float64)
-    power = (x**2).mean(axis=0) if x.ndim == 2 else x**2
-    n = len(power) // hop
-    rms = np.sqrt(power[: n * hop].reshape(n, hop).mean(axis=1))
-    return np.maximum(20 * np.log10(rms / max(rms.max(), 1e-12) + 1e-12), _FLOOR_DB)
+    """Frame RMS (channels pooled) in dB re its maximum, floored at _FLOOR_DB: (n_frames,), ``hop`` samples each."""
+    x = np.atleast_2d(np.asarray(audio, dtype=np.float64))
+    rms = librosa.feature.rms(y=x, frame_length=hop, hop_length=hop, center=False, dtype=np.float64)[:, 0]
+    rms = np.sqrt(np.mean(rms**2, axis=0))
+    return np.maximum(librosa.amplitude_to_db(rms, ref=np.max, amin=1e-12, top_db=None), _FLOOR_DB)
+
+
+def _envelope_to_db(e: np.ndarray) -> np.ndarray:
+    """Vital's envelope value (0..1) as a level in dB: its amplitude is the value squared."""
+    return librosa.amplitude_to_db(np.square(e), amin=1e-18, top_db=None)
 
 
 _ENV_PARAMS = ("attack", "decay", "sustain", "release", "attack_power", "decay_power", "release_power")
@@ -182,7 +168,7 @@ def fit_envelope(analysis: Analysis, space: ParamSpace | None = None, env: int =
     def model_db(x: np.ndarray) -> np.ndarray:
         a, d, s, r = (x[0] ** 4, x[1] ** 4, x[2], x[3] ** 4)
         e = envelope(t, note, a, d, s, r, x[4], x[5], x[6])
-        return np.maximum(40 * np.log10(np.maximum(e, 1e-9)) + x[7], _FLOOR_DB)
+        return np.maximum(_envelope_to_db(e) + x[7], _FLOOR_DB)
 
     def residual(x: np.ndarray) -> np.ndarray:
         return model_db(x) - target
@@ -212,7 +198,7 @@ def _envelope_db(analysis: Analysis, values: dict[str, float], t: np.ndarray, en
     """The fitted envelope's amplitude in dB at times ``t`` (its own peak 0 dB)."""
     v = [values[f"env_{env}_{n}"] for n in _ENV_PARAMS]
     e = envelope(t, float(analysis.note_seconds), v[0] ** 4, v[1] ** 4, v[2], v[3] ** 4, v[4], v[5], v[6])
-    db = 40 * np.log10(np.maximum(e, 1e-9))
+    db = _envelope_to_db(e)
     return db - db.max()
 
 
@@ -262,7 +248,7 @@ def clip_wavetable(analysis: Analysis, env_values: dict[str, float] | None = Non
     mags = np.abs(spectra)
     mags[:, 0] = 0.0
     level = np.linalg.norm(mags, axis=1)
-    level_db = 20 * np.log10(level / max(level.max(), 1e-12) + 1e-12)
+    level_db = librosa.amplitude_to_db(level, ref=np.max, amin=1e-12, top_db=None)
     shape = mags / np.maximum(level, 1e-12)[:, None]
     loud = level_db > _QUIET_DB
     if not loud.any():
@@ -278,7 +264,7 @@ def clip_wavetable(analysis: Analysis, env_values: dict[str, float] | None = Non
             contour = np.where(trusted, contour - np.median(contour[trusted]), 0.0)
         else:
             contour = np.zeros(len(positions))
-        gain = 10 ** (np.clip(contour, -config.max_level_db, config.max_level_db) / 20)
+        gain = librosa.db_to_amplitude(np.clip(contour, -config.max_level_db, config.max_level_db))
     else:
         gain = np.ones(len(positions))
     phases = np.angle(align_cycle_phase(spectra[int(np.argmax(level))]))
@@ -319,7 +305,7 @@ def _sweep_values(analysis: Analysis, space: ParamSpace) -> dict[str, float]:
     tune, transpose = space["osc_1_tune"], space["osc_1_transpose"]
     # the table's cycle is one period of f0: shift the played note onto f0 (cents for a pitched clip,
     # whole semitones too for an "unpitched" clip played at MIDI 60 whose f0 could still be measured)
-    semitones = 12.0 * math.log2(float(analysis.f0_hz) / (440.0 * 2 ** ((analysis.note - 69) / 12)))
+    semitones = float(librosa.hz_to_midi(float(analysis.f0_hz))) - analysis.note
     whole = float(np.clip(round(semitones), transpose.min, transpose.max))
     return {
         "osc_1_on": space["osc_1_on"].option_values[1],
@@ -365,7 +351,7 @@ def _rolloff_note(analysis: Analysis, fraction: float = 0.85) -> float:
     freqs = np.fft.rfftfreq(len(mono), 1.0 / analysis.sample_rate)
     cum = np.cumsum(power)
     hz = float(freqs[int(np.searchsorted(cum, fraction * cum[-1]))])
-    return 69.0 + 12.0 * math.log2(max(hz, 20.0) / 440.0)
+    return float(librosa.hz_to_midi(max(hz, 20.0)))
 
 
 def noise_start(analysis: Analysis, space: ParamSpace | None = None) -> Preset:
@@ -414,14 +400,14 @@ def _residual_rolloff_note(analysis: Analysis, fraction: float = 0.85) -> float:
     """Like _rolloff_note, over the bins between the harmonics only (what the noise layer must cover)."""
     mono = np.asarray(analysis.audio, dtype=np.float64).mean(axis=0)
     n_fft = 4096
-    frames = [mono[i : i + n_fft] * np.hanning(n_fft) for i in range(0, max(1, len(mono) - n_fft), n_fft // 2)]
-    power = np.mean([np.abs(np.fft.rfft(f, n_fft)) ** 2 for f in frames], axis=0)
-    freqs = np.fft.rfftfreq(n_fft, 1.0 / analysis.sample_rate)
+    mono = np.pad(mono, (0, max(0, n_fft - len(mono))))
+    power = np.mean(np.abs(librosa.stft(mono, n_fft=n_fft, hop_length=n_fft // 2, center=False)) ** 2, axis=1)
+    freqs = librosa.fft_frequencies(sr=analysis.sample_rate, n_fft=n_fft)
     f0 = float(analysis.f0_hz)
     between = np.abs(freqs / f0 - np.round(freqs / f0)) > 0.25
     cum = np.cumsum(np.where(between, power, 0.0))
     hz = float(freqs[int(np.searchsorted(cum, fraction * cum[-1]))]) if cum[-1] > 0 else 1000.0
-    return 69.0 + 12.0 * math.log2(max(hz, 20.0) / 440.0)
+    return float(librosa.hz_to_midi(max(hz, 20.0)))
 
 
 def noise_layer(analysis: Analysis, start: Preset, renderer=None, space: ParamSpace | None = None,

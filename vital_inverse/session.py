@@ -32,9 +32,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .constants import RENDER_VELOCITY as VELOCITY  # the velocity every render uses
 from .errors import UserError
 from .intake import Analysis, IntakeLimits, analyze_file
 from .preset import Preset
+from .tutorial.report import TABLE_COLUMNS, parameter_table  # re-exported: the settings table is the report's
 
 __all__ = [
     "TABLE_COLUMNS",
@@ -52,8 +54,6 @@ __all__ = [
     "write_wav",
 ]
 
-VELOCITY = 0.8  # the velocity every render uses (as the dataset and refinement)
-TABLE_COLUMNS = ("Module", "Setting", "Value", "Note")
 _MIN_SAMPLES = 2048  # the refinement loss's largest FFT: shorter notes cannot be scored
 
 DEFAULT_LIMITS = IntakeLimits()  # frozen: safe to share
@@ -357,34 +357,6 @@ def export(state: MatchState, folder: str | Path, name: str | None = None) -> Pa
     )
     return preset.save(folder / f"{stem}.vital")
 
-
-_KIND_ORDER = ("oscillator", "sample", "filter", "envelope", "lfo", "effect", "modulation")
-
-
-def parameter_table(preset: Preset, renderer=None, locked: frozenset[str] | set[str] = frozenset()) -> list[list[str]]:
-    """Rows (``TABLE_COLUMNS``: module, setting, value, note) of the modules that are on and audible.
-
-    Read from the tutorial's report: Vital's own display names and value text
-    (with units) after loading the preset into Vita. Order: oscillators
-    (and sample), filters, envelopes, LFOs, effects, then modulation.
-    ``renderer``: a ``synth.Renderer`` to load the preset into (default:
-    this thread's own). ``locked``: parameter names kept as they were by
-    refinement; their note says so.
-    """
-    from .tutorial import build_report
-
-    report = build_report(preset, renderer=renderer)
-    sections = sorted(report.sections, key=lambda s: _KIND_ORDER.index(s.kind))
-    rows: list[list[str]] = []
-    for s in sections:
-        for i in s.items:
-            setting = i.display_name
-            if s.kind != "modulation" and setting.startswith(s.title + " ") and len(setting) > len(s.title) + 1:
-                setting = setting[len(s.title) + 1:]
-            note = "; ".join(x for x in ("locked" if i.name in locked else "", i.hint,
-                                         "as in Init" if not i.changed else "") if x)
-            rows.append([s.title, setting, i.text_value, note])
-    return rows
 
 
 def warm_worker(_: int = 0) -> int:

@@ -29,8 +29,7 @@ from .preset import Preset, PresetError
 T = TypeVar("T")
 R = TypeVar("R")
 
-SAMPLE_RATE = 44100
-DEFAULT_VELOCITY = 0.8
+from .constants import RENDER_VELOCITY as DEFAULT_VELOCITY, SAMPLE_RATE  # noqa: F401 - re-exported
 #: What a render accepts (checked by ``_check_note``; the CLI checks its arguments against these):
 #: a MIDI note, a velocity in (0, 1] (Vita's range), positive finite lengths in seconds.
 MIDI_NOTES = range(0, 128)

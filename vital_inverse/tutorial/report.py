@@ -1,63 +1,35 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Tutorial writer: from a Preset to step-by-step instructions for Vital.
+"""The Vital display report: what Vital's UI shows for a preset, module by module.
 
-Three layers:
-
-- ``build_report(preset)``: what Vital's UI shows for this preset, module by
-  module, in the order a sound designer works (oscillators, sample,
-  filters, envelopes, LFOs, modulation, effects). Names, values and units
-  are read from Vita (``get_control_details`` / ``get_control_text``) after
-  loading the preset into this thread's Synth, so every value is Vital's own
-  display text. Switched-off modules and parameters that cannot change the
-  sound are left out.
-- ``offline_tutorial(preset, note, pitched)``: Markdown written from the
-  report alone, deterministically: the sound's character, numbered steps
-  from Vital's Init preset (only what differs from Init), variations, and
-  the full settings list.
-- ``stream_tutorial(...)``: the same tutorial written by Claude through the
-  Anthropic API, streamed; any API failure falls back to the offline
-  tutorial with a one-line notice. The prompt holds only the readable
-  report and the detected note.
+``build_report(preset)`` loads the preset into a Synth and reads every
+setting's name and value text from Vita (``get_control_details`` /
+``get_control_text``), so values are Vital's own display text with units.
+Modules that are off and settings that cannot change the sound are left
+out. The tutorial writers (``offline``, ``llm``) and the app's settings
+table (``parameter_table``) all read this one report.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import math
-import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+import librosa
 import numpy as np
 
-from .errors import UserError
-from .lfo_shapes import SHAPE_NAMES
-from .params import EFFECT_SWITCH, EFFECTS, Param, ParamSpace, default_space
-from .preset import Preset
+from ..lfo_shapes import SHAPE_NAMES
+from ..params import EFFECT_SWITCH, EFFECTS, Param, ParamSpace, default_space
+from ..preset import Preset
 
-log = logging.getLogger(__name__)
-
-MODEL_ENV = "VITAL_INVERSE_LLM_MODEL"
-API_KEY_ENV = "ANTHROPIC_API_KEY"
-# The newest Sonnet-class model named in the installed SDK's ``Model`` literal
-# (anthropic 2.12), and the one the SDK's own examples use.
-DEFAULT_MODEL = "claude-sonnet-5-5"
-MAX_TOKENS = 4096
+#: columns of ``parameter_table``'s rows
+TABLE_COLUMNS = ("Module", "Setting", "Value", "Note")
 
 _INIT_TABLE = "Init Saw"  # the bank table that is Vital's default saw
 _SEMITONE_FREQUENCY_MIN_MAX = 100.0  # "semitones" controls whose range reaches this are note-like frequencies
-
-
-class TutorialError(UserError):
-    """A tutorial cannot be written for these inputs; the message says why."""
-
-
-# --------------------------------------------------------------------------
-# The readable report
-# --------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -135,7 +107,7 @@ class _Connection:
 
 def build_report(preset: Preset, space: ParamSpace | None = None, renderer=None) -> Report:
     """Load ``preset`` into this thread's Synth and read what Vital shows for it."""
-    from .synth import thread_renderer
+    from ..synth import thread_renderer
 
     space = space or default_space()
     renderer = renderer or thread_renderer()
@@ -249,11 +221,11 @@ def _param_item(p: Param, preset: Preset, space: ParamSpace, synth, st: Mapping)
 def _hint(p: Param, raw: float, text: str) -> str:
     units = p.units.strip()
     if units == "semitones" and p.max >= _SEMITONE_FREQUENCY_MIN_MAX:
-        return "≈ " + _format_hz(_note_hz(raw))
+        return "≈ " + format_hz(float(librosa.midi_to_hz(raw)))
     if units == "secs" and p.group.startswith("env_"):
-        seconds = _number(text)
+        seconds = number_in(text)
         if seconds is not None and seconds < 1.0:
-            return f"≈ {_ms(seconds)}"
+            return f"≈ {format_ms(seconds)}"
     return ""
 
 
@@ -298,7 +270,7 @@ def _wavetable_item(p: Param, preset: Preset, space: ParamSpace, raw: float) -> 
 
 
 def _is_init_table(table: dict) -> bool:
-    from .wavetables import Wavetable, WavetableError, bank_wavetable
+    from ..wavetables import Wavetable, WavetableError, bank_wavetable
 
     try:
         frames = Wavetable.from_vital(table).frames
@@ -361,7 +333,7 @@ def _mark_unused_frequency(key: str, items: list[Item]) -> list[Item]:
 
 
 def _sample_item(st: Mapping, doc: Mapping) -> Item:
-    from .preset import _init_json  # Vital's Init document, built once per process by preset.py
+    from ..preset import _init_json  # Vital's Init document, built once per process by preset.py
 
     name = str((st.get("sample") or {}).get("name") or "Sample")
     init_name = str((json.loads(_init_json())["settings"].get("sample") or {}).get("name") or "")
@@ -512,26 +484,11 @@ def report_text(report: Report) -> str:
 # Offline writer
 # --------------------------------------------------------------------------
 
-
-def _note_hz(note: float) -> float:
-    return 440.0 * 2.0 ** ((float(note) - 69.0) / 12.0)
-
-
-def _format_hz(hz: float) -> str:
+def format_hz(hz: float) -> str:
+    """A frequency as a knob reads it: "1.2 kHz", "440 Hz", "2.5 Hz"."""
     if hz >= 1000.0:
         return f"{hz / 1000.0:.1f} kHz"
     return f"{hz:.0f} Hz" if hz >= 10.0 else f"{hz:.1f} Hz"
-
-
-_NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
-
-
-def _note_name(note: int) -> str:
-    return f"{_NOTE_NAMES[note % 12]}{note // 12 - 1}"
-
-
-def _describe_note(note: int) -> str:
-    return f"{_note_name(note)} (MIDI note {note}, {_format_hz(_note_hz(note))})"
 
 
 def tidy_value_text(text: str) -> str:
@@ -558,414 +515,51 @@ def _control_text(synth, control: str) -> str:
     return tidy_value_text(synth.get_control_text(control))
 
 
-def _number(text: str | None) -> float | None:
+def number_in(text: str | None) -> float | None:
+    """The first number in a display text ("0.25 secs" -> 0.25), or None."""
     if text is None:
         return None
     m = re.search(r"-?\d+(?:\.\d+)?", text)
     return float(m.group(0)) if m else None
 
 
-def _ms(seconds: float) -> str:
+def format_ms(seconds: float) -> str:
+    """A duration in seconds as "12 ms", "3.5 ms" or "1.20 s"."""
     if seconds >= 1.0:
         return f"{seconds:.2f} s"
     ms = seconds * 1000.0
     return f"{ms:.0f} ms" if ms >= 10.0 or ms == 0.0 else f"{ms:.1f} ms"
 
 
-def _check_note(note: int | None) -> int | None:
-    if note is None:
-        return None
-    if isinstance(note, bool) or not isinstance(note, (int, np.integer)) or not 0 <= int(note) <= 127:
-        raise TutorialError(f"the detected note must be a MIDI note number 0-127 or None, got {note!r}")
-    return int(note)
+# -- the settings table -------------------------------------------------
+
+_KIND_ORDER = ("oscillator", "sample", "filter", "envelope", "lfo", "effect", "modulation")
 
 
-def _value(report: Report, name: str) -> float | None:
-    item = report.item(name)
-    return None if item is None else _number(item.text_value)
+def table_rows(report: Report, locked: frozenset[str] | set[str] = frozenset()) -> list[list[str]]:
+    """The report as rows of ``TABLE_COLUMNS`` (module, setting, value, note), one per setting.
 
-
-def character(report: Report, note: int | None = None, pitched: bool = True) -> str:
-    """One line on what kind of sound this is, inferred from the report and the note."""
-    attack = _value(report, "env_1_attack") or 0.0
-    decay = _value(report, "env_1_decay") or 0.0
-    sustain = _value(report, "env_1_sustain")
-    sustain = 1.0 if sustain is None else sustain
-    release = _value(report, "env_1_release") or 0.0
-    oscs = report.of_kind("oscillator")
-    noise_only = not oscs and report.section("sample") is not None
-
-    if not pitched or noise_only:
-        kind = "noise / FX sound"
-    elif sustain < 0.2:
-        if note is not None and note < 48:
-            kind = "plucked bass"
-        elif decay < 0.6:
-            kind = "pluck"
-        else:
-            kind = "keys-like tone that dies away"
-    elif attack >= 0.2 or release >= 1.0:
-        kind = "pad"
-    elif note is not None and note < 48:
-        kind = "bass"
-    elif note is not None and note >= 60:
-        kind = "lead"
-    else:
-        kind = "sustained synth tone"
-
-    parts = []
-    env = f"attack {_ms(attack)}"
-    env += f", decay {_ms(decay)} to silence" if sustain < 0.01 else f", decay {_ms(decay)} to sustain {sustain:.2f}"
-    env += f", release {_ms(release)}"
-    parts.append(env)
-    voices = [v for s in oscs if (v := _value(report, f"{s.key}_unison_voices")) is not None]
-    if oscs:
-        wide = max(voices, default=1.0)
-        layers = f"{len(oscs)} oscillator{'s' if len(oscs) > 1 else ''}"
-        parts.append(layers + (f", up to {wide:.0f}-voice unison" if wide > 1 else ""))
-    if report.section("sample") is not None:
-        parts.append("a sample layer" if oscs else "the sample alone")
-    for f in report.of_kind("filter"):
-        cutoff = report.item(f"{f.key}_cutoff")
-        model = report.item(f"{f.key}_model")
-        style = report.item(f"{f.key}_style")
-        if cutoff is None or cutoff.raw is None:
-            continue
-        hz = _note_hz(cutoff.raw)
-        kind_of = _pass_type(model, style, report.item(f"{f.key}_blend"))
-        desc = f"{f.title} (`{' '.join(i.text_value for i in (model, style) if i)}`"
-        desc += f" {kind_of})" if kind_of else ")"
-        desc += f" at ≈ {_format_hz(hz)}"
-        ref = _note_hz(note) if note is not None else 200.0
-        if kind_of == "low-pass" and hz < 3.0 * ref:
-            desc += ", dark"
-        elif kind_of == "low-pass" and hz > 24.0 * ref:
-            desc += ", open"
-        parts.append(desc)
-    effects = [s.title for s in report.of_kind("effect")]
-    if effects:
-        parts.append("with " + ", ".join(effects))
-    if report.section("modulation") is not None:
-        parts.append(f"{len(report.section('modulation').items)} modulation route(s)")  # type: ignore[union-attr]
-
-    where = ""
-    if not pitched:
-        where = " (unpitched)"
-    elif note is not None:
-        where = f" around {_describe_note(note)}"
-    article = "an" if kind[0] in "aeiou" else "a"
-    return f"**Character:** {article} {kind}{where}: {'; '.join(parts)}."
-
-
-_BLENDED_MODELS = ("Analog", "Dirty", "Ladder", "Digital", "Diode")
-
-
-def _pass_type(model: Item | None, style: Item | None, blend: Item | None) -> str:
-    """Low-, band- or high-pass for the models whose Blend knob morphs between them (0, 1, 2)."""
-    if model is None or style is None or blend is None:
-        return ""
-    if model.text_value not in _BLENDED_MODELS or style.text_value not in ("12dB", "24dB"):
-        return ""
-    b = _number(blend.text_value)
-    if b is None:
-        return ""
-    return "low-pass" if b < 0.5 else "band-pass" if b < 1.5 else "high-pass"
-
-
-def _section_step(s: Section) -> str | None:
-    changes = [i for i in s.items if i.changed and i.name != s.switch]
-    if not changes and not s.turned_on:
-        return None
-    where = {
-        "oscillator": "VOICE tab",
-        "sample": "VOICE tab",
-        "filter": "VOICE tab",
-        "envelope": f"the {s.title.replace('Envelope', 'ENV')} tab of the envelope panel",
-        "lfo": f"the {s.title} tab of the LFO panel",
-        "effect": "EFFECTS tab",
-        "modulation": "",
-    }[s.kind]
-    if s.kind == "modulation":
-        head = "**Modulation:** connect the sources to their targets:"
-        lines = [f"   - **{i.display_name}**, amount `{i.text_value}` ({i.hint}). {i.how_to}" for i in changes]
-        return "\n".join([head] + lines)
-    if s.turned_on:
-        head = f"**{s.title}** ({where}): switch it on with the power button next to its name"
-        head += ", then:" if changes else "."
-    else:
-        head = f"**{s.title}** ({where}):"
-    lines = []
-    for i in changes:
-        line = f"   - Set **{i.display_name}** to `{i.text_value}`"
-        if i.hint:
-            line += f" ({i.hint})"
-        line += "."
-        if i.how_to:
-            line += f" {i.how_to}"
-        lines.append(line)
-    return "\n".join([head] + lines)
-
-
-def _variations(report: Report) -> list[str]:
-    out: list[str] = []
-    filters = report.of_kind("filter")
-    if filters:
-        f = filters[0]
-        cutoff = report.item(f"{f.key}_cutoff")
-        kind_of = _pass_type(report.item(f"{f.key}_model"), report.item(f"{f.key}_style"), report.item(f"{f.key}_blend"))
-        if cutoff is not None and kind_of == "high-pass":
-            out.append(
-                f"**Let the body in:** lower **{cutoff.display_name}** from `{cutoff.text_value}` by about "
-                f"12 semitones (an octave) so more of the low end passes, or raise it for a thinner sound."
-            )
-        elif cutoff is not None:
-            out.append(
-                f"**Open the filter:** raise **{cutoff.display_name}** from `{cutoff.text_value}` by about "
-                f"12 semitones (an octave) for a brighter, more present tone, or lower it for a darker one."
-            )
-    oscs = report.of_kind("oscillator")
-    for s in oscs:
-        voices, detune = report.item(f"{s.key}_unison_voices"), report.item(f"{s.key}_unison_detune")
-        if voices is None or detune is None:
-            continue
-        if (_number(voices.text_value) or 1.0) <= 1.0:
-            out.append(
-                f"**Add unison:** set **{voices.display_name}** to 4-7 voices and raise **{detune.display_name}** "
-                f"a little for a wider, thicker sound."
-            )
-        else:
-            out.append(
-                f"**Tighten the unison:** fewer **{voices.display_name}** (now `{voices.text_value}`) or less "
-                f"**{detune.display_name}** (now `{detune.text_value}`) gives a narrower, more focused tone."
-            )
-        break
-    sustain, release = report.item("env_1_sustain"), report.item("env_1_release")
-    if sustain is not None and (_number(sustain.text_value) or 0.0) < 0.2:
-        out.append(
-            f"**Let it sustain:** raise **{sustain.display_name}** (now `{sustain.text_value}`) to hold the "
-            f"note instead of letting it die away."
-        )
-    elif release is not None and (_number(release.text_value) or 0.0) < 0.3:
-        out.append(
-            f"**Let it ring:** lengthen **{release.display_name}** (now `{release.text_value}`) so notes "
-            f"fade out after you let go."
-        )
-    elif release is not None:
-        out.append(
-            f"**Tighten the tail:** shorten **{release.display_name}** (now `{release.text_value}`) for "
-            f"cleaner, more rhythmic phrasing."
-        )
-    for s in oscs:
-        frame = report.item(f"{s.key}_wave_frame")
-        if frame is not None:
-            out.append(
-                f"**Move through the wavetable:** sweep **{frame.display_name}** (now `{frame.text_value}`) "
-                f"while a note plays, and keep the frame you like."
-            )
-            break
-    for f in filters:
-        res = report.item(f"{f.key}_resonance")
-        if res is not None:
-            out.append(
-                f"**Add bite:** turn up **{res.display_name}** (now `{res.text_value}`) for a sharper peak "
-                f"at the cutoff."
-            )
-            break
-    return out[:3]
-
-
-def tutorial_from_report(report: Report, note: int | None = None, pitched: bool = True) -> str:
-    """The offline tutorial (Markdown) for a report; deterministic."""
-    note = _check_note(note)
-    title = f"# Making “{report.preset_name}” in Vital" if report.preset_name else "# Making this sound in Vital"
-    out = [title, "", character(report, note, pitched), "", "## Steps, starting from Vital's Init preset", ""]
-    steps = [
-        (
-            "Start from Vital's Init preset: click the menu button (☰) to the right of the preset name and "
-            "choose **Initialize Preset**."
-        )
-    ]
-    steps += [f"Switch **{t}** off (the power button next to its name)." for t in report.switched_off]
-    for s in report.sections:
-        step = _section_step(s)
-        if step is not None:
-            steps.append(step)
-    if len(steps) == 1:
-        steps.append("Nothing else to change: this sound is Vital's Init preset as it is.")
-    if pitched and note is not None:
-        steps.append(f"Play it around {_describe_note(note)}, the note the clip was detected at.")
-    out += [f"{n}. {s}" for n, s in enumerate(steps, 1)]
-    variations = _variations(report)
-    if variations:
-        out += ["", "## Variations to try", ""]
-        out += [f"- {v}" for v in variations]
-    out += ["", "## All settings, as Vital shows them", ""]
-    out.append(report_text(report).replace("### ", "#### ").rstrip())
-    return "\n".join(out) + "\n"
-
-
-def offline_tutorial(preset: Preset, note: int | None = None, pitched: bool = True) -> str:
-    """Markdown tutorial for ``preset``, written without any network access."""
-    note = _check_note(note)
-    return tutorial_from_report(build_report(preset), note, pitched)
-
-
-# --------------------------------------------------------------------------
-# LLM writer
-# --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TutorialChunk:
-    """A piece of the streamed tutorial; the first chunk's notice says which writer is used."""
-
-    text: str
-    source: Literal["llm", "offline"]
-    notice: str | None = None
-
-
-_SYSTEM_PROMPT = """\
-You teach sound design with the Vital synthesizer. You receive a report of a Vital preset: each \
-module that is switched on, with every setting as Vital's own interface shows it, marked "as in Init" \
-when Vital's Init preset already has that value, plus how-to notes. Write a tutorial in Markdown that \
-teaches a musician to rebuild this sound by hand:
-
-1. One line on the sound's character (bass, pad, pluck, lead, keys, noise/FX...), judged from the \
-settings and the detected note.
-2. Numbered steps starting from Vital's Init preset (menu button next to the preset name -> \
-Initialize Preset), in this order: oscillators and wavetables, sample, filters, envelopes, LFOs, \
-modulation, effects. Include only settings that differ from Init, quote each value exactly as written \
-in the report, and say briefly why each step matters for the sound. Use the how-to notes for \
-wavetables and modulation.
-3. Two or three variations to try.
-
-Mention no module or setting that is not in the report and invent no values."""
-
-
-def build_prompt(report: Report, note: int | None, pitched: bool = True) -> str:
-    """The user message: the readable report and the detected note, nothing else."""
-    note = _check_note(note)
-    if not pitched:
-        detected = "Detected note: none (the clip is unpitched)."
-    elif note is None:
-        detected = "Detected note: unknown."
-    else:
-        detected = f"Detected note: {_describe_note(note)}."
-    return f"{detected}\n\nReport of the preset (Vital's own names and values):\n\n{report_text(report)}"
-
-
-def _offline_chunks(report: Report, note: int | None, pitched: bool, notice: str | None) -> Iterator[TutorialChunk]:
-    text = tutorial_from_report(report, note, pitched)
-    blocks = re.split(r"(?<=\n\n)", text)
-    for i, block in enumerate(b for b in blocks if b):
-        yield TutorialChunk(block, "offline", notice if i == 0 else None)
-
-
-_ERROR_STATUS = {  # Anthropic error types, by the HTTP status they stand for
-    "invalid_request_error": 400,
-    "authentication_error": 401,
-    "permission_error": 403,
-    "not_found_error": 404,
-    "rate_limit_error": 429,
-    "api_error": 500,
-    "overloaded_error": 529,
-}
-
-
-def _failure_reason(exc: BaseException, model: str) -> str:
-    """A fixed, key-free phrase for an API failure (never the exception's own message)."""
-    import anthropic
-
-    status = getattr(exc, "status_code", None)
-    body = getattr(exc, "body", None)
-    error = body.get("error") if isinstance(body, dict) else None
-    kind = error.get("type") if isinstance(error, dict) else None
-    if kind in _ERROR_STATUS and (status is None or status < 400):  # an error event inside a 200 stream
-        status = _ERROR_STATUS[kind]
-    if isinstance(exc, anthropic.APITimeoutError):
-        return "timed out"
-    if isinstance(exc, anthropic.APIConnectionError):
-        return "could not connect"
-    if status == 401:
-        return "the API key was rejected (401)"
-    if status == 403:
-        return "permission denied (403)"
-    if status == 404:
-        return f"model {model} not found (404)"
-    if status == 429:
-        return "rate limited (429)"
-    if status == 529:
-        return "the service is overloaded (529)"
-    if isinstance(status, int) and status >= 500:
-        return f"server error ({status})"
-    if isinstance(status, int):
-        return f"HTTP error {status}"
-    return "unexpected response"
-
-
-def stream_tutorial(
-    preset: Preset,
-    note: int | None = None,
-    pitched: bool = True,
-    *,
-    api_key: str | None = None,
-    model: str | None = None,
-    http_client=None,
-    timeout: float = 30.0,
-    max_retries: int = 2,
-) -> Iterator[TutorialChunk]:
-    """Stream a tutorial written by Claude; fall back to the offline tutorial on any API failure.
-
-    ``api_key`` defaults to ``$ANTHROPIC_API_KEY``, ``model`` to
-    ``$VITAL_INVERSE_LLM_MODEL`` or ``DEFAULT_MODEL``. ``http_client`` is an
-    ``httpx2.Client`` (the HTTP library of the anthropic 2.x SDK). The first
-    chunk carries a notice naming the writer; if the stream breaks off after
-    some text, the offline tutorial follows with a notice of its own. The
-    key never appears in yielded text, notices or logs.
+    Order: oscillators (and sample), filters, envelopes, LFOs, effects, then
+    modulation. ``locked``: parameter names refinement kept as they were;
+    their note says so.
     """
-    note = _check_note(note)
-    report = build_report(preset)
-    model = model or os.environ.get(MODEL_ENV, "").strip() or DEFAULT_MODEL
-    key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
-    key = (key or "").strip()
-    if not key:
-        yield from _offline_chunks(report, note, pitched, f"Offline tutorial: no {API_KEY_ENV} configured")
-        return
+    sections = sorted(report.sections, key=lambda s: _KIND_ORDER.index(s.kind))
+    rows: list[list[str]] = []
+    for s in sections:
+        for i in s.items:
+            setting = i.display_name
+            if s.kind != "modulation" and setting.startswith(s.title + " ") and len(setting) > len(s.title) + 1:
+                setting = setting[len(s.title) + 1:]
+            note = "; ".join(x for x in ("locked" if i.name in locked else "", i.hint,
+                                         "as in Init" if not i.changed else "") if x)
+            rows.append([s.title, setting, i.text_value, note])
+    return rows
 
-    import anthropic
-    import httpx2
 
-    yielded = False
-    client = None
-    try:
-        client = anthropic.Anthropic(api_key=key, http_client=http_client, timeout=timeout, max_retries=max_retries)
-        with client.messages.stream(
-            model=model,
-            max_tokens=MAX_TOKENS,
-            system=_SYSTEM_PROMPT,
-            messages=[{"role": "user", "content": build_prompt(report, note, pitched)}],
-        ) as stream:
-            for text in stream.text_stream:
-                if not text:
-                    continue
-                yield TutorialChunk(text, "llm", None if yielded else f"Written by Claude (model {model})")
-                yielded = True
-    except (anthropic.AnthropicError, httpx2.HTTPError) as e:
-        reason = _failure_reason(e, model)
-        log.info("tutorial: LLM request failed (%s); using the offline tutorial", reason)
-        if yielded:
-            yield TutorialChunk("\n\n", "offline",
-                                f"The LLM stream broke off ({reason}); the offline tutorial follows")
-            yield from _offline_chunks(report, note, pitched, None)
-        else:
-            yield from _offline_chunks(report, note, pitched, f"Offline tutorial: the LLM request failed ({reason})")
-        return
-    except Exception as e:
-        if key in str(e) or any(key in str(a) for a in getattr(e, "args", ())):
-            raise TutorialError("the LLM request failed unexpectedly (details withheld: they held the API key)") from None
-        raise
-    finally:
-        if client is not None and http_client is None:  # a caller's http_client stays open for the caller
-            client.close()
-    if not yielded:
-        yield from _offline_chunks(report, note, pitched, "Offline tutorial: the LLM returned no text")
+def parameter_table(preset: Preset, renderer=None, locked: frozenset[str] | set[str] = frozenset()) -> list[list[str]]:
+    """The settings table of ``preset``: ``table_rows`` of its report.
+
+    ``renderer``: a ``synth.Renderer`` to load the preset into (default: this
+    thread's own; a Synth is not thread-safe, so a shared one needs a lock).
+    """
+    return table_rows(build_report(preset, renderer=renderer), locked)
