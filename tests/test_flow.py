@@ -62,7 +62,16 @@ def _toy(n: int, rng: np.random.Generator):
     return torch.from_numpy(x1), torch.from_numpy(np.eye(3, dtype=np.float32)[c]), c
 
 
-def test_a_tiny_flow_fits_a_toy_conditional_distribution():
+@pytest.fixture
+def one_thread():
+    """Small matrices: one thread is fastest, and OpenMP's spinning threads crawl when the cores are busy."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_a_tiny_flow_fits_a_toy_conditional_distribution(one_thread):
     torch.manual_seed(0)
     cfg = FlowConfig(n_continuous=1, categorical_sizes=[3], cond_dim=3, hidden=64, blocks=2, dropout=0.0,
                      cond_dropout=0.0, steps=8)

@@ -66,7 +66,7 @@ def test_train_save_load_predict(tiny_data, tmp_path, space, renderer):
     assert len(rows) == 3 and rows[0].startswith("epoch,")
 
     predictor = PresetPredictor.load(out)
-    cands = predictor.predict(_clip(space, renderer), k=4)
+    cands = predictor.predict(_clip(space, renderer), k=4, resynthesis=False)  # the network alone
     assert len(cands) == 4
     assert [c.probability for c in cands] == sorted((c.probability for c in cands), reverse=True)
     assert not cands[0].changes and all(c.changes for c in cands[1:])
@@ -160,7 +160,7 @@ def test_ast_encoder_train_save_load_predict(tiny_data, tiny_ast, tmp_path, spac
     assert "encoder.mix.weights" in keys and not any(k.startswith("encoder.ast.") for k in keys)
     assert list((tiny_data / "cache").glob("ast-*.npy")), "AST layer states are cached per dataset"
     predictor = PresetPredictor.load(out, ast_source=str(tiny_ast))
-    cands = predictor.predict(_clip(space, renderer), k=2)
+    cands = predictor.predict(_clip(space, renderer), k=2, resynthesis=False)  # the network alone
     assert len(cands) == 2
     renderer.render(cands[0].preset, 60, 0.8, 0.3, SECONDS)
 
