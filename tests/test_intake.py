@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from vital_inverse import intake
+from vital_inverse.synth import SETTLE_NOTE_SECONDS, SETTLE_SECONDS
 from vital_inverse.intake import (
     SAMPLE_RATE,
     Analysis,
@@ -195,6 +196,7 @@ def test_note_seconds_on_known_holds(synth, hold, timbre):
     phases make it vary run to run); the module docstring has the larger grid."""
     values, mods = TIMBRES[timbre]
     vita_controls(synth, {**values, "env_1_release": env_seconds(0.3), "env_1_attack": env_seconds(0.01)}, mods)
+    synth.render(48, 0.8, SETTLE_NOTE_SECONDS, SETTLE_SECONDS)  # as the Renderer settles: no glide, no old voice
     audio = synth.render(48, 0.8, hold, hold + 0.6)
     result = analyze(audio, SAMPLE_RATE)
     assert abs(result.note_seconds - hold) < 0.03, result.note_seconds
