@@ -21,8 +21,8 @@ How it works
    prediction) is not re-rendered: that score is the one to beat.
 2. A start whose filter 1 is off gets it switched on fully open (Init's
    analog 12 dB low-pass at the top cutoff, envelope 2 -> cutoff at 1e-4):
-   it sounds the same (loss 0.43 against Init itself; Init vs Init 0.29) but
-   the filter and envelope 2 become searchable (``RefineConfig.open_filter``).
+   it sounds the same but the filter and envelope 2 become searchable
+   (``RefineConfig.open_filter``).
 3. Search space: the continuous (and ordinal) ParamSpace parameters that
    are *reachable* for the start: ``ParamSpace.audible`` plus the parameters
    of envelopes/LFOs whose routes are at zero (the search moves those
@@ -30,20 +30,20 @@ How it works
    wavetables...) stay those of the start. CMA-ES (``cma``) ask/tell with
    bounds [0, 1], popsize ``DEFAULT_POPSIZE``, step ``DEFAULT_SIGMA0``, and
    a diagonal covariance (sep-CMA-ES): with 40-60 dimensions and 600
-   renders a full covariance has too few samples to learn (below).
+   renders a full covariance has too few samples to learn.
    ``RefineConfig(race=N)`` searches the N best-scoring starts in turns for
    the first ``race_share`` of the budget, then only the leader (measured,
-   not the default: below).
+   not the default).
 4. Each population is rendered *and scored* in the ParallelRenderer's worker
    processes (one chunk per worker), so the loss runs on every core too and
    only losses and each chunk's best render travel back. The loss is NumPy
-   (no torch in the workers: importing it took 2-12 s per worker here).
+   (no torch in the workers: importing it costs seconds per worker).
 5. Loss (``loss``): each render is padded/cropped to the target's length and
    scaled to the target's RMS (the target is loudness-normalised and a
    preset's output level is not what we match; the exported preset keeps its
    own level), then auraloss ``MultiResolutionSTFTLoss()`` with its defaults,
    one sound per call (equal to ``metrics.mrstft`` to ~1e-6) against the
-   target. No log-mel term: it did not improve MSS (below). A render below
+   target. No log-mel term: it did not improve MSS. A render below
    -60 dBFS RMS is a failed candidate (``FAILED_LOSS``), in the workers too.
 6. Noise: Vita renders differ run to run (random oscillator/unison phases,
    noise), so the minimum of a population is biased low. When a generation's
@@ -51,79 +51,9 @@ How it works
    and becomes the incumbent only if the mean of those fresh scores is lower;
    ``RefineEvent.best_loss`` is always such a fresh mean (also for the
    start), so it never goes up and is what a new render of ``best`` scores.
-   Re-scoring counts against the budget (~5% of it).
+   Re-scoring counts against the budget.
 
-Measurements (``benchmarks/bench_refine.py``; targets are human presets
-rendered at MIDI 60 as the benchmark describes; the noise, tune and Init
-variants runs shared the 2 cores with other jobs (load average 2-10), the
-predictor-start variants and the quality runs did not)
----------------------------------------------------------------------------
-Render-to-render noise (``noise``, 8 presets, 6 renders of the true preset
-against one render of it): loss sd median 0.11 (12% of that render-twice
-loss; 0.53 for AccidentalMagic, 0.32 for MinipopsQuijada: unison/noise),
-while Init scores 2.1-6.0 and itself renders with sd ~0.001. Hence the
-re-scoring; without it the reported best is a lucky draw.
-
-popsize x sigma0 (``tune``, full covariance, BedroomPopDX, PS-20-Clarinet, UmbraLead, 300
-renders, 0.7 s / 1.0 s notes, audible dims; mean final loss / MSS dB):
-
-=============  ===============  ===============  ===============
-from Init      sigma0 0.1       0.2              0.3
-=============  ===============  ===============  ===============
-popsize 8      2.17 / 12.2      2.53 / 15.2      2.41 / 15.2
-popsize 12     2.09 / 11.6      2.53 / 14.5      2.53 / 14.9
-popsize 16     2.13 / 11.9      2.37 / 11.1      2.62 / 14.2
-=============  ===============  ===============  ===============
-
-and at popsize 12: sigma0 0.05 -> 2.00 / 10.7, 0.15 -> 2.32 / 13.8 (start
-5.36 / 22.4). From the true preset perturbed by N(0, 0.1) on its audible
-parameters (start ~3.8 / 15.5): sigma0 0.05 -> 1.39 / 6.2 and 1.39 / 7.1
-(two runs), 0.1 -> 1.55 / 8.2, 0.15 -> 1.66 / 9.4; an earlier grid (older
-``audible``, start 2.27 / 10.4) had sigma0 0.1 best at every popsize
-(8: 1.19, 12: 1.24, 16: 1.27) and 0.2/0.3 clearly worse. Small steps win
-from both starts; popsize hardly matters (differences within the ~1 dB
-run-to-run spread). Chosen: popsize 12, sigma0 0.05.
-
-Variants (``variants``, Init start, 600 renders, 5 presets, one seed; median
-/ mean final MSS dB): audible dims 9.13 / 8.58; reachable dims 7.02 / 7.56;
-all 95 continuous dims 7.42 / 7.54 (better than audible on 5/5); + log-mel
-term w 0.1: 7.93 / 8.34 (2/5 better than audible), w 0.3: 7.78 / 8.07
-(4/5); no re-scoring 8.11 / 8.10 (3/5, and its reported loss is optimistic);
-no open filter 10.47 / 12.32 (Init then cannot reach the filter: 20.5 and
-18.6 dB on two presets where the opened filter gave 10.2 and 9.1).
-Restricting to the audible parameters *hurt*: it freezes the envelope/LFO
-parameters behind zero routes the search itself can open; "reachable" keeps
-the benefit of "all" with 43 instead of 95 dimensions. Log-mel: within noise,
-not adopted.
-
-Variants from the predictor's start (the shipped checkpoint's 4 network + 2
-retrieval candidates; 600 renders, the same 8 presets and seed; ``variants
---start predict --presets 8``; quiet machine; mean final honest loss, then
-median / mean final MSS dB). Scored on one render of the result: full
-covariance (the old default) 1.524, 6.48 / 6.15; sep-CMA 1.508, 5.53 / 6.12
-(lower loss on 6/8); full covariance with sigma0 0.1: 1.561, 6.44 / 6.34.
-Scored on the mean of 3 fresh renders (MSS of one render of a unison or
-noise patch moves by 1-2 dB): sep-CMA 1.448, 5.52 / 5.62; sep-CMA + log-mel
-term w 1.0: 6.12 / 5.74 (worse median: not adopted, again); sep-CMA + race
-of the 2 best starts for 30% of the budget: 1.475, 6.14 / 6.02 (lower loss
-on 3/8 presets than sep-CMA alone: the runner-up rarely overtakes, and the
-race takes renders from the leader; available, not the default); sep-CMA +
-log-mel w 3.0 (the term dominates): 5.70 / 5.65, no better; sep-CMA with
-sigma0 0.1: 1.538, 5.78 / 6.56 (higher loss on 7/8).
-
-Quality (``quality``, all 32 human presets, 600 renders, these defaults,
-quiet machine; MSS/MRSTFT = mean of 3 fresh renders). From the predictor's
-start: median MSS 7.97 -> 6.65 dB (goal 5.5: not met), MRSTFT 2.08 -> 1.60;
-random search 8.42 dB; CMA-ES beats random on 32/32 presets by loss, 26/32
-by MSS; wall 26.5 s median (goal 30 s); 90% of the loss reduction after a
-median 16.2 s / 340 renders. From Init: 22.93 -> 7.92 dB (random 11.66),
-beats random on 29/32 by loss, 26/32 by MSS, 19.5 s median, 90% of the
-reduction after 5.3 s / 145 renders.
-Speed (``speed``, interleaved with raw ``render_jobs`` of the same
-populations): median 79% of raw throughput from the predictor's start, 72%
-from Init (goal 80%): the loss's three STFTs of a 2 s stereo note cost
-13-15 ms against renders of 40-100 ms, and 2 cores leave none idle to
-hide them. Details: BENCHMARKS.md.
+The measurements behind these choices are in BENCHMARKS.md section 5.
 """
 
 from __future__ import annotations
