@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .constants import RENDER_VELOCITY, SAMPLE_RATE
 from .errors import UserError
 from .params import N_OSCILLATORS, ParamSpace, default_space
 from .preset import Preset, with_custom_wavetable
@@ -167,7 +168,7 @@ def morph(a: Preset, b: Preset, steps: int = 7, space: ParamSpace | None = None)
 # --------------------------------------------------------------------------
 
 
-def morph_features(audio: np.ndarray, sr: int = 44100) -> np.ndarray:
+def morph_features(audio: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
     """Spectral features of one render (17,), averaged over the frames that sound (within 60 dB of
     the loudest): log centroid, log roll-off, log bandwidth (natural log of Hz: 0.1 is about 10%),
     then flatness, RMS and MFCCs 1-12 in dB/10 (MFCC 0, the level, is the RMS already). One unit
@@ -251,9 +252,9 @@ def render_morph(presets: Sequence[Preset], note: int = 60, note_seconds: float 
 
     renderer = renderer or Renderer()
     if hasattr(renderer, "render_many"):
-        audio = list(renderer.render_many(list(presets), int(note), 0.8, float(note_seconds), float(render_seconds)))
+        audio = list(renderer.render_many(list(presets), int(note), RENDER_VELOCITY, float(note_seconds), float(render_seconds)))
     else:
-        audio = [renderer.render(p, int(note), 0.8, float(note_seconds), float(render_seconds)) for p in presets]
+        audio = [renderer.render(p, int(note), RENDER_VELOCITY, float(note_seconds), float(render_seconds)) for p in presets]
     features = np.stack([morph_features(x) for x in audio])
     return MorphResult(list(presets), audio, int(note), smoothness(features), features)
 
@@ -269,7 +270,7 @@ def write_morph(result: MorphResult, folder: str | Path) -> list[Path]:
     written = []
     for i, (p, x) in enumerate(zip(result.presets, result.audio)):
         written.append(p.save(folder / f"step_{i:02d}.vital"))
-        sf.write(folder / f"step_{i:02d}.wav", np.asarray(x, dtype=np.float32).T, 44100, subtype="PCM_16")
+        sf.write(folder / f"step_{i:02d}.wav", np.asarray(x, dtype=np.float32).T, SAMPLE_RATE, subtype="PCM_16")
     info = {"steps": len(result.presets), "note": result.note, "smoothness": result.smooth,
             "summary": result.summary(), "presets": [p.name for p in result.presets]}
     (folder / "morph.json").write_text(json.dumps(info, indent=1))

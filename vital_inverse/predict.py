@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .constants import SAMPLE_RATE
 from . import checkpoint as ckpt
 from .features import FeatureConfig, log_mel
 from .model import ModelConfig, Predictor
@@ -152,7 +153,7 @@ class PresetPredictor:
         return predictor
 
     # -- inputs -------------------------------------------------------------
-    def model_input(self, audio: np.ndarray, sample_rate: int = 44100):
+    def model_input(self, audio: np.ndarray, sample_rate: int = SAMPLE_RATE):
         """Network input for one clip: a log-mel (compact) or 16 kHz mono audio (ast)."""
         if self.model.cfg.encoder == "ast":
             import soxr

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 import librosa
 import numpy as np
 
+from .constants import RENDER_VELOCITY
 from .intake import Analysis
 from .params import ParamSpace, default_space
 from .preset import Preset, _init_doc, with_custom_wavetable
@@ -435,7 +436,7 @@ def noise_layer(analysis: Analysis, start: Preset, renderer=None, space: ParamSp
         "filter_2_cutoff": float(np.clip(_residual_rolloff_note(analysis, 0.5), cutoff.min, cutoff.max)),
         "sample_level": 0.5,
     })
-    args = (analysis.note, 0.8, float(analysis.note_seconds), float(analysis.render_seconds))
+    args = (analysis.note, RENDER_VELOCITY, float(analysis.note_seconds), float(analysis.render_seconds))
     power = lambda p: float(np.mean(np.square(renderer.render(p, *args), dtype=np.float64)))  # noqa: E731
     tonal = power(start)
     alone = power(noisy.with_values({"osc_1_on": space["osc_1_on"].option_values[0]}))

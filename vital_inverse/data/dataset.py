@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..constants import RENDER_VELOCITY, SAMPLE_RATE
 from ..errors import UserError
 from ..features import FeatureConfig
 
@@ -48,10 +49,10 @@ class DatasetMeta:
     n: int  # presets attempted
     shard_size: int
     notes: tuple[int, ...] = (48, 60, 72)
-    velocity: float = 0.8
+    velocity: float = RENDER_VELOCITY
     note_seconds: float = 1.5
     render_seconds: float = 2.0
-    sample_rate: int = 44100
+    sample_rate: int = SAMPLE_RATE
     features: dict = field(default_factory=lambda: FeatureConfig().to_dict())
     store_audio: bool = False
     format_version: int = FORMAT_VERSION

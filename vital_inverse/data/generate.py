@@ -18,12 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..constants import SILENT_RENDER_PEAK
 from ..features import log_mel
 from ..params import ParamSpace, default_space
 from . import dataset as ds
 from .sampling import PresetSampler
 
-SILENCE_PEAK = 1e-4  # below this peak a render counts as silent (-80 dBFS)
+SILENCE_PEAK = SILENT_RENDER_PEAK  # below this peak a render counts as silent (-80 dBFS)
 CLIP_LEVEL = 1.0  # samples at or above full scale ...
 CLIP_FRACTION = 1e-3  # ... in more than this fraction of the render mean it clips
 

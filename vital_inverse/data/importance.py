@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..constants import RENDER_VELOCITY
 from ..params import ParamSpace, default_space
 from ..synth import ParallelRenderer, RenderJob
 from .sampling import PresetSampler
@@ -59,11 +60,11 @@ def compute(space: ParamSpace | None = None, cfg: ImportanceConfig = ImportanceC
             x = space.continuous_vector(base.values)
             audible = space.audible(base.values)
             idx = [j for j, p in enumerate(cont) if p.name in audible]
-            jobs = [RenderJob(base, cfg.note, 0.8, cfg.note_seconds, cfg.render_seconds)] * 2
+            jobs = [RenderJob(base, cfg.note, RENDER_VELOCITY, cfg.note_seconds, cfg.render_seconds)] * 2
             for j in idx:
                 xp = x.copy()
                 xp[j] = x[j] + cfg.step if x[j] + cfg.step <= 1.0 else x[j] - cfg.step
-                jobs.append(RenderJob(base.with_values(space.with_continuous(base.values, xp)), cfg.note, 0.8,
+                jobs.append(RenderJob(base.with_values(space.with_continuous(base.values, xp)), cfg.note, RENDER_VELOCITY,
                                       cfg.note_seconds, cfg.render_seconds))
             audio = pr.render_jobs(jobs)
             losses = mrstft_batch(audio[1:], audio[0])  # one sound per score, batched
