@@ -34,10 +34,12 @@ How it works
    ``RefineConfig(race=N)`` searches the N best-scoring starts in turns for
    the first ``race_share`` of the budget, then only the leader (measured,
    not the default).
-4. Each population is rendered *and scored* in the ParallelRenderer's worker
-   processes (one chunk per worker), so the loss runs on every core too and
-   only losses and each chunk's best render travel back. The loss is NumPy
-   (no torch in the workers: importing it costs seconds per worker).
+4. Each population is rendered *and scored* (``scoring.Evaluator``, the
+   render-and-score path shared with the app and the benchmarks) in the
+   ParallelRenderer's worker processes (one chunk per worker), so the loss
+   runs on every core too and only losses and each chunk's best render
+   travel back. The loss is NumPy (no torch in the workers: importing it
+   costs seconds per worker).
 5. Loss (``scoring.loss``): each render is padded/cropped to the target's length and
    scaled to the target's RMS (the target is loudness-normalised and a
    preset's output level is not what we match; the exported preset keeps its
