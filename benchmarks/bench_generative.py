@@ -20,7 +20,7 @@ candidate of its own subset and is scored on it:
 
 Tables: mean [95% CI] (item-level cluster bootstrap) and median per metric,
 as in bench_eval. Latency: wall clock of sampling K and of rendering + scoring
-the K candidates in a ParallelRenderer (``session._render_and_score``, the
+the K candidates in a ParallelRenderer (``scoring.score_presets``, the
 app's path), with and without the app's retune renders.
 """
 
@@ -163,7 +163,7 @@ def run_set(eset, predictor, pool, args, title: str) -> list[dict]:
 
 def latency(predictor, pool, args) -> str:
     """Sampling K=32 and rendering + scoring the 32 (app path), on human presets at MIDI 60."""
-    from vital_inverse import session
+    from vital_inverse import scoring, session
 
     eset = ev.parse_set(f"presets:{args.human}", "60", args.latency_targets)
     out = {"sample": [], "render": [], "retune": []}
@@ -182,13 +182,13 @@ def latency(predictor, pool, args) -> str:
         tuned = session._retuned(cands, a, pool)
         out["retune"].append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        session._render_and_score(pool, [c.preset for c in tuned], a)
+        scoring.score_presets(pool, [c.preset for c in tuned], a)
         out["render"].append(time.perf_counter() - t0)
     med = {k: statistics.median(v) for k, v in out.items() if v}
     n = len(out["sample"])
     return ("| step (K=32, median of %d human presets at MIDI 60) | seconds |\n|---|---|\n" % n
             + f"| sample 32 presets (flow, {predictor.flow.cfg.steps} Heun steps) | {med['sample']:.3f} |\n"
-            + f"| render + score 32 in the workers (app: `_render_and_score`) | {med['render']:.2f} |\n"
+            + f"| render + score 32 in the workers (app: `scoring.score_presets`) | {med['render']:.2f} |\n"
             + f"| sample + render + score | {med['sample'] + med['render']:.2f} |\n"
             + f"| retune renders the app adds before that (`_retuned`, one render each) | {med['retune']:.2f} |\n"
             + f"| total as the app runs it | {med['sample'] + med['retune'] + med['render']:.2f} |\n")

@@ -40,10 +40,9 @@ from vital_inverse.refine import (
     DEFAULT_SIGMA0,
     Budget,
     RefineConfig,
-    _Evaluator,
-    match_to_target,
     refine,
 )
+from vital_inverse.scoring import Evaluator, match_to_target
 from vital_inverse.synth import ParallelRenderer, Renderer, RenderJob
 
 NOTE, VEL, NOTE_S, RENDER_S = 60, 0.8, 1.5, 2.0
@@ -234,7 +233,7 @@ def cmd_speed(args) -> None:
             truth, target = make_target(path, r)
             starts = starts_for(args.start, truth, target, args.seed + i, args.k)
             # warm the workers' scorer for this target outside the timing
-            _Evaluator(pr, target, 0.0).evaluate(starts[:1] * pr.workers)
+            Evaluator(pr, target, 0.0).evaluate(starts[:1] * pr.workers)
             gen = refine(target, starts, Budget(renders=args.budget), seed=args.seed, renderer=pr)
             first = prev = next(gen)
             base = first.best  # the start actually searched from (filter opened if it was off)
@@ -361,7 +360,7 @@ def cmd_noise(args) -> None:
     with ParallelRenderer(args.workers) as pr:
         for path in paths:
             truth, target = make_target(path, r)
-            ev = _Evaluator(pr, target, 0.0)
+            ev = Evaluator(pr, target, 0.0)
             ls, _, _ = ev.evaluate([truth] * args.repeats)
             auds = pr.render_many([truth] * min(3, args.repeats), NOTE, VEL, target.note_seconds, target.render_seconds)
             ms = [metrics.mss(a, target.audio) for a in auds]

@@ -264,8 +264,8 @@ def test_retune_puts_an_octave_and_cents_off_preset_on_the_clips_pitch(target, p
 
 
 def test_an_inaudible_render_is_a_failed_candidate_in_the_workers_too(target, pool):
-    from vital_inverse.refine import FAILED_LOSS, _Evaluator
+    from vital_inverse.scoring import FAILED_LOSS, Evaluator
 
     quiet = Preset.from_values({"osc_1_level": 0.01})  # about -75 dBFS: nobody hears it
-    losses, best, _ = _Evaluator(pool, target, 0.0).evaluate([quiet, Preset.init()])
+    losses, best, _ = Evaluator(pool, target, 0.0).evaluate([quiet, Preset.init()])
     assert losses[0] == FAILED_LOSS and losses[1] < FAILED_LOSS and best == 1

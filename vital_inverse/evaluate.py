@@ -6,7 +6,7 @@
 
 One target = one item (a generated preset, a .vital file or an audio clip) at one note, analysed
 by intake exactly as a user's clip; each method's preset is rendered at the analysed note and
-lengths, matched to the clip (`session.match_audio`) and scored with `metrics.all_metrics`.
+lengths, matched to the clip (`scoring.match_to_target`) and scored with `metrics.all_metrics`.
 `floor` (the true preset rendered twice) and `oracle` (the true preset through the analysis)
 rows bound what is possible. Writes `results.csv` (one row per item x note x method),
 `summary.md` (means with item-level bootstrap CIs) and `run.json`. The full protocol:
@@ -278,7 +278,7 @@ class Scored:
 def score_presets(target_audio: np.ndarray, note: int, note_seconds: float, render_seconds: float,
                   presets: Sequence, first_too: bool = False, keep_audio: bool = False) -> Scored:
     """Render ``presets`` at (note, velocity 0.8, note_seconds, render_seconds), match each to the target
-    (``session.match_audio``), keep the one with the lowest MRSTFT (if several) and return its ``all_metrics``.
+    (``scoring.match_to_target``), keep the one with the lowest MRSTFT (if several) and return its ``all_metrics``.
 
     A preset whose render fails loses the selection; if every one fails, ``error`` says why.
     """
@@ -289,38 +289,15 @@ def score_presets(target_audio: np.ndarray, note: int, note_seconds: float, rend
 
 
 def _score_presets(target_audio, note, note_seconds, render_seconds, presets, first_too, keep_audio) -> Scored:
-    from .metrics import mrstft_batch
-    from .session import match_audio
-
     t0 = time.perf_counter()
-    renderer = _renderer()
-    matched: list[np.ndarray | None] = []
-    peaks: list[float] = []
-    errors: list[str] = []
-    for p in presets:
-        try:
-            a = renderer.render(p, int(note), VELOCITY, float(note_seconds), float(render_seconds))
-            if not np.all(np.isfinite(a)):
-                raise ValueError("the render contains NaN or infinite samples")
-            matched.append(match_audio(a, target_audio))
-            peaks.append(float(np.max(np.abs(a))) if a.size else 0.0)
-        except Exception as e:  # noqa: BLE001 - recorded; the other candidates still count
-            matched.append(None)
-            peaks.append(float("nan"))
-            errors.append(_error_text(e))
+    matched, peaks, errors = _render_matched(target_audio, note, note_seconds, render_seconds, presets)
     ok = [i for i, m in enumerate(matched) if m is not None]
     if not ok:
         return Scored(error=errors[0] if errors else "no preset to score", seconds=time.perf_counter() - t0)
-    losses = [math.inf] * len(matched)
-    if len(presets) > 1:
-        for i, v in zip(ok, mrstft_batch([matched[i] for i in ok], target_audio)):
-            losses[i] = float(v) if math.isfinite(v) else math.inf
-        chosen = int(np.argmin(losses))
-    else:
-        chosen = ok[0]
+    losses = _selection_losses(matched, target_audio) if len(presets) > 1 else []
+    chosen = int(np.argmin(losses)) if losses else ok[0]
     seconds = time.perf_counter() - t0
-    out = Scored(metrics=score_metrics(matched[chosen], target_audio), chosen=chosen,
-                 losses=[float(x) for x in losses] if len(presets) > 1 else [], seconds=seconds,
+    out = Scored(metrics=score_metrics(matched[chosen], target_audio), chosen=chosen, losses=losses, seconds=seconds,
                  note=_silence_note(peaks[chosen]))
     if first_too:
         if chosen == 0:
@@ -332,6 +309,39 @@ def _score_presets(target_audio, note, note_seconds, render_seconds, presets, fi
     return out
 
 
+def _render_matched(target_audio, note, note_seconds, render_seconds, presets) -> tuple[list, list[float], list[str]]:
+    """Render each preset on this process's Renderer and match it to the target (``scoring``): (matched render
+    or None, raw peak or nan, and the error text of each failure)."""
+    from .scoring import jobs_for, match_to_target, render_each
+
+    matched: list[np.ndarray | None] = []
+    peaks: list[float] = []
+    errors: list[str] = []
+    for a in render_each(_renderer(), jobs_for(presets, note, note_seconds, render_seconds)):
+        if not isinstance(a, Exception):
+            try:
+                matched.append(match_to_target(a, target_audio))
+                peaks.append(float(np.max(np.abs(a))) if a.size else 0.0)
+                continue
+            except Exception as e:  # noqa: BLE001 - recorded; the other candidates still count
+                a = e
+        matched.append(None)
+        peaks.append(float("nan"))
+        errors.append(_error_text(a))
+    return matched, peaks, errors
+
+
+def _selection_losses(matched: Sequence, target_audio: np.ndarray) -> list[float]:
+    """MRSTFT (``metrics.mrstft_batch``, batched in torch) of each matched render; inf where it failed."""
+    from .metrics import mrstft_batch
+
+    ok = [i for i, m in enumerate(matched) if m is not None]
+    losses = [math.inf] * len(matched)
+    for i, v in zip(ok, mrstft_batch([matched[i] for i in ok], target_audio) if ok else []):
+        losses[i] = float(v) if math.isfinite(v) else math.inf
+    return losses
+
+
 def score_groups(target_audio: np.ndarray, note: int, note_seconds: float, render_seconds: float,
                  presets: Sequence, groups: dict[str, Sequence[int]]) -> dict[str, Scored]:
     """Render every preset once and, per named group of preset indices, keep the lowest-MRSTFT one and score it:
@@ -339,28 +349,10 @@ def score_groups(target_audio: np.ndarray, note: int, note_seconds: float, rende
     candidate sources: heads, retrieval, K generative samples, all together)."""
     import torch  # noqa: F401 - loaded before _OneThread looks for it
 
-    from .metrics import mrstft_batch
-    from .session import match_audio
-
     with _OneThread():
         t0 = time.perf_counter()
-        renderer = _renderer()
-        matched: list[np.ndarray | None] = []
-        peaks: list[float] = []
-        for p in presets:
-            try:
-                a = renderer.render(p, int(note), VELOCITY, float(note_seconds), float(render_seconds))
-                if not np.all(np.isfinite(a)):
-                    raise ValueError("the render contains NaN or infinite samples")
-                matched.append(match_audio(a, target_audio))
-                peaks.append(float(np.max(np.abs(a))) if a.size else 0.0)
-            except Exception:  # noqa: BLE001 - a failed candidate loses the selection
-                matched.append(None)
-                peaks.append(float("nan"))
-        ok = [i for i, m in enumerate(matched) if m is not None]
-        losses = [math.inf] * len(matched)
-        for i, v in zip(ok, mrstft_batch([matched[i] for i in ok], target_audio) if ok else []):
-            losses[i] = float(v) if math.isfinite(v) else math.inf
+        matched, peaks, _ = _render_matched(target_audio, note, note_seconds, render_seconds, presets)
+        losses = _selection_losses(matched, target_audio)
         seconds = time.perf_counter() - t0
         scored: dict[int, dict[str, float]] = {}
         out: dict[str, Scored] = {}

@@ -32,7 +32,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .constants import RENDER_VELOCITY as VELOCITY  # the velocity every render uses
 from .errors import UserError
 from .intake import Analysis, IntakeLimits, analyze_file
 from .preset import Preset
@@ -138,17 +137,9 @@ def safe_stem(name: str, fallback: str = "clip") -> str:
 
 def match_audio(audio: np.ndarray, target: np.ndarray) -> np.ndarray:
     """``audio`` as stereo float32 at the target's length, scaled to the target's RMS (as refinement scores it)."""
-    from .refine import match_to_target
+    from .scoring import match_to_target
 
     return match_to_target(audio, target)
-
-
-def _score(target: np.ndarray, audio: np.ndarray) -> tuple[float, np.ndarray]:
-    from .metrics import mrstft
-
-    matched = match_audio(audio, target)
-    value = mrstft(matched, target)
-    return (value if math.isfinite(value) else float("inf")), matched
 
 
 def write_wav(audio: np.ndarray, path: str | Path, sample_rate: int = 44100) -> Path:
@@ -165,38 +156,12 @@ def write_wav(audio: np.ndarray, path: str | Path, sample_rate: int = 44100) -> 
     return path
 
 
-def _render_and_score(renderer, presets: Sequence[Preset], a: Analysis) -> tuple[list[float], int, np.ndarray | None]:
-    """Render every preset at the clip's note and length and score it: (losses, index of the best, its matched audio).
+def _scored(renderer, presets: Sequence[Preset], a: Analysis) -> tuple[list[float], int, np.ndarray | None]:
+    """``scoring.score_presets`` with a failed or inaudible candidate's loss as inf: (losses, best index, matched)."""
+    from .scoring import FAILED_LOSS, score_presets
 
-    With a ParallelRenderer the renders *and* the losses run in its worker
-    processes, through refinement's own evaluator (the same loss, computed
-    where the audio is; the workers then keep the clip's spectra for a
-    refinement that follows). With a plain Renderer, one after another here.
-    """
-    from . import refine as rf
-
-    if isinstance(renderer, rf.ParallelRenderer):
-        # NOTE: refine._Evaluator is private to refine.py; see the report to the lead (a public
-        # "score these presets against this target" function would make this call official).
-        ev = rf._Evaluator(renderer, a, 0.0)
-        losses, best, audio = ev.evaluate(list(presets))
-        values = [float(x) if float(x) < rf.FAILED_LOSS else float("inf") for x in losses]
-        return values, int(best), audio
-    from .synth import RenderJob
-
-    values: list[float] = []
-    best, best_audio = -1, None
-    for p in presets:
-        try:
-            audio = renderer.render_job(RenderJob(p, int(a.note), VELOCITY, float(a.note_seconds), float(a.render_seconds)))
-        except (UserError, ValueError):
-            values.append(float("inf"))
-            continue
-        value, matched = _score(a.audio, audio)
-        values.append(value)
-        if best < 0 or value < values[best]:
-            best, best_audio = len(values) - 1, matched
-    return values, best, best_audio
+    losses, best, audio = score_presets(renderer, list(presets), a)
+    return [float(x) if float(x) < FAILED_LOSS else float("inf") for x in losses], int(best), audio
 
 
 def _rescore_renders() -> int:
@@ -207,20 +172,14 @@ def _rescore_renders() -> int:
 
 def _retuned(candidates: list, a: Analysis, renderer) -> list:
     """Candidates shifted onto the clip's f0 (``tuning.retune``); unpitched clips: unchanged."""
-    from .synth import RenderJob
+    from .scoring import jobs_for, render_each
     from .tuning import retune
 
     def render(presets):
-        jobs = [RenderJob(p, int(a.note), VELOCITY, float(a.note_seconds), float(a.render_seconds)) for p in presets]
+        jobs = jobs_for(presets, a.note, a.note_seconds, a.render_seconds)
         if hasattr(renderer, "render_jobs"):
             return renderer.render_jobs(jobs, raise_errors=False)
-        out = []
-        for j in jobs:
-            try:
-                out.append(renderer.render_job(j))
-            except (UserError, ValueError) as e:
-                out.append(e)
-        return out
+        return render_each(renderer, jobs)
 
     tuned = retune([c.preset for c in candidates], a, render)
     return [c if p is c.preset else dataclasses.replace(c, preset=p) for c, p in zip(candidates, tuned)]
@@ -263,13 +222,13 @@ def analyze_clip(path, predictor, renderer, k: int = 4, *, limits: IntakeLimits 
     timings["tune"] = time.perf_counter() - t
     say(0.35, f"Rendering and comparing {len(candidates)} candidates")
     t = time.perf_counter()
-    losses, best, matched = _render_and_score(renderer, [c.preset for c in candidates], analysis)
+    losses, best, matched = _scored(renderer, [c.preset for c in candidates], analysis)
     if best < 0 or not math.isfinite(losses[best]) or matched is None:
         raise SessionError(f"none of the {len(candidates)} predicted presets could be rendered; "
                            "try another clip (or report this clip as a bug)")
     # The minimum over single noisy renders is biased low: the chosen candidate's loss is the mean of
     # fresh renders, as refinement scores every incumbent, so "predicted" and "refined" compare honestly.
-    fresh, _, fresh_audio = _render_and_score(renderer, [candidates[best].preset] * _rescore_renders(), analysis)
+    fresh, _, fresh_audio = _scored(renderer, [candidates[best].preset] * _rescore_renders(), analysis)
     finite = [x for x in fresh if math.isfinite(x)]
     predicted_loss = float(losses[best])
     if finite and fresh_audio is not None:
@@ -364,7 +323,7 @@ def warm_worker(_: int = 0) -> int:
     so the first refinement does not pay for it on a user's request. Returns the worker's pid."""
     import os
 
-    from .refine import loss
+    from .scoring import loss
 
     t = np.linspace(0.0, 1.0, 8192, dtype=np.float32)
     x = np.stack([np.sin(2 * np.pi * 220 * t)] * 2).astype(np.float32)
