@@ -173,9 +173,9 @@ def bench_drums():
 
 
 def bench_refusals():
-    from vital_inverse.preset import PresetError, _init_json, load_vital
+    from vital_inverse.preset import PresetError, init_json, load_vital
 
-    init = json.loads(_init_json())
+    init = json.loads(init_json())
     rows = []
     with tempfile.TemporaryDirectory() as d:
         folder = Path(d)
@@ -195,7 +195,7 @@ def bench_refusals():
             (folder / "x.vital").write_text(text)
             rows.append(_refuse(name, folder / "x.vital", load_vital, PresetError))
         with open(folder / "big.vital", "w") as fh:
-            fh.write(_init_json())
+            fh.write(init_json())
             fh.truncate(200 * 1024 * 1024)
         rows.append(_refuse("a 200 MB file", folder / "big.vital", load_vital, PresetError))
     return rows

@@ -149,10 +149,10 @@ def build_audio_corpus(folder: Path) -> list[Case]:
 
 def build_preset_corpus(folder: Path) -> list[Case]:
     """At least 30 .vital inputs (Vital's Init read from Vita, then damaged)."""
-    from vital_inverse.preset import _init_json
+    from vital_inverse.preset import init_json
 
     folder.mkdir(parents=True, exist_ok=True)
-    init_text = _init_json()
+    init_text = init_json()
     rng = np.random.default_rng(3)
 
     def doc():

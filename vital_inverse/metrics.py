@@ -36,7 +36,7 @@ import torch
 from dtw import dtw
 
 from .constants import SAMPLE_RATE
-from .features import mel_filterbank, mel_power, stft_magnitude
+from .features import mel_power, stft_magnitude
 from .intake.pitch import refine_dip, yin_cmndf
 
 __all__ = [
@@ -136,8 +136,6 @@ def _pair(a: np.ndarray, b: np.ndarray, *, stereo: bool) -> tuple[np.ndarray, np
 # cached pure helpers
 
 
-#: refine.py's name for the metrics' mel filterbank (librosa defaults: 0 Hz to Nyquist).
-_mel_fb = functools.partial(mel_filterbank, SR)
 
 
 @functools.lru_cache(maxsize=1)

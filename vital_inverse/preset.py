@@ -147,7 +147,7 @@ class Preset:
         """The .vital JSON object for this preset."""
         space = space or default_space()
         self.check_space(space)
-        doc = copy.deepcopy(self.base) if self.base is not None else _init_doc(space)
+        doc = copy.deepcopy(self.base) if self.base is not None else init_doc(space)
         st = doc["settings"]
         for p in space.params:
             if self._unchanged(p.name):
@@ -394,12 +394,12 @@ def _check_wavetable(table: dict, osc: int, name: str) -> None:
 @functools.lru_cache(maxsize=1)
 def _vital_counts() -> tuple[int, int]:
     """(modulation slots, LFOs) of Vital, read from Vita's Init preset (more of either crashes Vita)."""
-    st = json.loads(_init_json())["settings"]
+    st = json.loads(init_json())["settings"]
     return len(st["modulations"]), len(st["lfos"])
 
 
 @functools.lru_cache(maxsize=1)
-def _init_json() -> str:
+def init_json() -> str:
     """Vital's Init preset JSON as Vita writes it (building a Synth is slow: once per process)."""
     import vita
 
@@ -408,9 +408,9 @@ def _init_json() -> str:
     return synth.to_json()
 
 
-def _init_doc(space: ParamSpace) -> dict:
+def init_doc(space: ParamSpace) -> dict:
     """A fresh Init document with the ParamSpace's fixed options applied."""
-    doc = json.loads(_init_json())
+    doc = json.loads(init_json())
     doc["settings"].update(space.fixed)
     return doc
 

@@ -72,7 +72,7 @@ from .errors import UserError
 from .intake import Analysis
 from .params import ParamSpace, default_space
 from .preset import Preset, PresetError
-from .scoring import FAILED_LOSS, Evaluator, _stereo, loss, min_samples
+from .scoring import FAILED_LOSS, Evaluator, as_stereo, loss, min_samples
 from .synth import SAMPLE_RATE, ParallelRenderer
 from .tuning import pitch_locked, retune
 
@@ -322,7 +322,7 @@ def refine(
     if incumbent is not None:
         if len(starts) != 1 or not math.isfinite(float(incumbent[0])) or float(incumbent[0]) >= FAILED_LOSS:
             raise RefineError("an incumbent score goes with exactly one start preset and a finite loss")
-        incumbent = (float(incumbent[0]), _stereo(incumbent[1], "incumbent audio"))
+        incumbent = (float(incumbent[0]), as_stereo(incumbent[1], "incumbent audio"))
     return _run(target, starts, renders_limit, seconds_limit, seed, renderer, popsize, sigma0, stop, config, space,
                 incumbent)
 

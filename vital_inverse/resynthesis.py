@@ -41,7 +41,7 @@ import numpy as np
 from .constants import RENDER_VELOCITY
 from .intake import Analysis
 from .params import ParamSpace, default_space
-from .preset import Preset, _init_doc, with_custom_wavetable
+from .preset import Preset, init_doc, with_custom_wavetable
 from .wavetables import (
     MAX_POSITION,
     Wavetable,
@@ -286,7 +286,7 @@ def _one_shot_base(space: ParamSpace) -> dict:
 
     from .synth import thread_renderer
 
-    doc = _init_doc(space)
+    doc = init_doc(space)
     details = thread_renderer().synth.get_control_details("lfo_1_sync_type")
     doc["settings"]["lfo_1_sync_type"] = float(details.min) + list(details.options).index(_LFO_ONE_SHOT)
     return doc

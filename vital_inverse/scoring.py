@@ -62,7 +62,7 @@ class ScoringError(UserError):
 # --------------------------------------------------------------------------
 
 
-def _stereo(audio: np.ndarray, what: str) -> np.ndarray:
+def as_stereo(audio: np.ndarray, what: str) -> np.ndarray:
     a = np.asarray(audio)
     if a.ndim == 1:
         a = a[None, :]
@@ -84,7 +84,7 @@ def _rms(audio: np.ndarray) -> float:
 
 
 def _match(audio: np.ndarray, n: int, target_rms: float) -> np.ndarray:
-    a = _fit_length(_stereo(audio, "audio"), n)
+    a = _fit_length(as_stereo(audio, "audio"), n)
     r = _rms(a)
     if r > _QUIET_RMS:
         a = (a * np.float32(target_rms / r)).astype(np.float32, copy=False)
@@ -98,7 +98,7 @@ def match_to_target(audio: np.ndarray, target: np.ndarray) -> np.ndarray:
     what is matched, so every comparison with the target (the loss, the
     app's A/B player, evaluation) goes through this.
     """
-    t = _stereo(target, "target")
+    t = as_stereo(target, "target")
     return _match(audio, t.shape[1], _rms(t))
 
 
@@ -159,7 +159,7 @@ class _Scorer:
     """
 
     def __init__(self, target: np.ndarray, logmel_weight: float = 0.0) -> None:
-        self.target = _stereo(target, "target")
+        self.target = as_stereo(target, "target")
         self.n = self.target.shape[1]
         self.rms = _rms(self.target)
         self.logmel_weight = float(logmel_weight)
@@ -177,9 +177,10 @@ class _Scorer:
         """Log-mel in dB re the signal's own maximum, floored at -80 dB (MSS-like, level-free)."""
         fb = self._fb.get(n_fft)
         if fb is None:
-            from .metrics import _mel_fb
+            from .constants import SAMPLE_RATE
+            from .features import mel_filterbank  # librosa: imported only where a log-mel term is asked for
 
-            fb = self._fb[n_fft] = np.asarray(_mel_fb(n_fft, _MEL_BANDS[n_fft]), dtype=np.float32).T
+            fb = self._fb[n_fft] = np.asarray(mel_filterbank(SAMPLE_RATE, n_fft, _MEL_BANDS[n_fft]), dtype=np.float32).T
         db = 10.0 * np.log10(np.maximum(power @ fb, 1e-10))
         return np.maximum(db - db.max(), -80.0)
 
@@ -208,7 +209,7 @@ class _Scorer:
         return total / len(MRSTFT_RESOLUTIONS)
 
     def score(self, audio: np.ndarray) -> tuple[float, np.ndarray]:
-        raw_rms = _rms(_fit_length(_stereo(audio, "audio"), self.n))
+        raw_rms = _rms(_fit_length(as_stereo(audio, "audio"), self.n))
         a = self.match(audio)
         if raw_rms < _INAUDIBLE_RMS:
             # Scaling a near-silent render up to the target's loudness scores its noise floor and
@@ -226,7 +227,7 @@ def loss(target_audio: np.ndarray, audio: np.ndarray, *, logmel_weight: float = 
     a log-mel dB distance / 10 is added with that weight (off by default:
     it did not improve MSS, see the module docstring).
     """
-    scorer = _Scorer(_stereo(target_audio, "target_audio"), logmel_weight)
+    scorer = _Scorer(as_stereo(target_audio, "target_audio"), logmel_weight)
     return scorer.score(audio)[0]
 
 
@@ -277,7 +278,7 @@ class Evaluator:
     def __init__(self, renderer: ParallelRenderer, target: Analysis, logmel_weight: float) -> None:
         self.renderer = renderer
         self.target = target
-        self.audio = _stereo(target.audio, "target audio")
+        self.audio = as_stereo(target.audio, "target audio")
         self.logmel_weight = float(logmel_weight)
         self.key = hashlib.blake2b(self.audio.tobytes() + repr(self.logmel_weight).encode(), digest_size=16).digest()
         self.renders = 0
@@ -346,7 +347,7 @@ def score_presets(renderer, presets: Sequence[Preset], target: Analysis,
     """
     if isinstance(renderer, ParallelRenderer):
         return Evaluator(renderer, target, logmel_weight).evaluate(list(presets))
-    scorer = _Scorer(_stereo(target.audio, "target audio"), logmel_weight)
+    scorer = _Scorer(as_stereo(target.audio, "target audio"), logmel_weight)
     losses: list[float] = []
     best_i, best_audio = -1, None
     for audio in render_each(renderer, jobs_for(presets, target.note, target.note_seconds, target.render_seconds)):

@@ -333,10 +333,10 @@ def _mark_unused_frequency(key: str, items: list[Item]) -> list[Item]:
 
 
 def _sample_item(st: Mapping, doc: Mapping) -> Item:
-    from ..preset import _init_json  # Vital's Init document, built once per process by preset.py
+    from ..preset import init_json  # Vital's Init document, built once per process by preset.py
 
     name = str((st.get("sample") or {}).get("name") or "Sample")
-    init_name = str((json.loads(_init_json())["settings"].get("sample") or {}).get("name") or "")
+    init_name = str((json.loads(init_json())["settings"].get("sample") or {}).get("name") or "")
     changed = name != init_name
     how = (
         "This is the preset's own sample: drag an audio file onto the SAMPLE section to load a similar one."
