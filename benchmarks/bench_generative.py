@@ -161,18 +161,22 @@ def run_set(eset, predictor, pool, args, title: str) -> list[dict]:
     return rows
 
 
+def human_analyses(pool, args, limit: int):
+    """(item, note, analysis) of the first ``limit`` human presets rendered at MIDI 60 (failed renders skipped)."""
+    eset = ev.parse_set(f"presets:{args.human}", "60", limit)
+    for item, note in eset.targets():
+        t = pool.submit(ev.prepare_target, "presets", item, note, eset.velocity, eset.note_seconds,
+                        eset.render_seconds, 0, False).result()
+        if not t.error:
+            yield item, note, t.analysis
+
+
 def latency(predictor, pool, args) -> str:
     """Sampling K=32 and rendering + scoring the 32 (app path), on human presets at MIDI 60."""
     from vital_inverse import scoring, session
 
-    eset = ev.parse_set(f"presets:{args.human}", "60", args.latency_targets)
     out = {"sample": [], "render": [], "retune": []}
-    for item, note in eset.targets():
-        t = pool.submit(ev.prepare_target, "presets", item, note, eset.velocity, eset.note_seconds,
-                        eset.render_seconds, 0, False).result()
-        if t.error:
-            continue
-        a = t.analysis
+    for _, _, a in human_analyses(pool, args, args.latency_targets):
         if not out["sample"]:
             predictor.generative(a, 32)  # torch's one-off costs of a first call stay out of the timing
         t0 = time.perf_counter()
@@ -199,14 +203,8 @@ def refine_compare(predictor, pool, args) -> tuple[str, list[dict]]:
     from vital_inverse.moves import CategoricalMoves
     from vital_inverse.refine import Budget, RefineConfig, refine
 
-    eset = ev.parse_set(f"presets:{args.human}", "60", args.refine_presets)
     rows = []
-    for item, note in eset.targets():
-        t = pool.submit(ev.prepare_target, "presets", item, note, eset.velocity, eset.note_seconds,
-                        eset.render_seconds, 0, False).result()
-        if t.error:
-            continue
-        a = t.analysis
+    for item, note, a in human_analyses(pool, args, args.refine_presets):
         presets, groups, _ = candidates(predictor, a, args.k_heads, args.retrieval, max(GEN_KS))
         best = pool.submit(ev.score_groups, a.audio, a.note, a.note_seconds, a.render_seconds, presets,
                            {"all": groups["all"]}).result()["all"]
