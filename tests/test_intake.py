@@ -191,14 +191,11 @@ _FRESH_RENDER = """
 import json, sys
 import numpy as np
 import vita
-values, mods, note, hold, total, out = json.loads(sys.argv[1])
+values, mods, note, hold, total, out, here = json.loads(sys.argv[1])
+sys.path.insert(0, here)
+from test_intake import vita_controls
 synth = vita.Synth()
-synth.load_init_preset()
-for src, dst in mods:
-    synth.connect_modulation(src, dst)
-controls = synth.get_controls()
-for name, value in values.items():
-    controls[name].set(value)
+vita_controls(synth, values, mods)
 np.save(out, np.asarray(synth.render(note, 0.8, hold, total), dtype=np.float32))
 """
 
@@ -207,7 +204,7 @@ def fresh_render(values: dict, mods, note: int, hold: float, total: float, tmp_p
     """A Vita render in a new process: Vita's output depends on what its process rendered before (a 7-voice
     unison's note length moved by up to 50 ms after other test files), which is not intake's doing."""
     out = tmp_path / "render.npy"
-    args = json.dumps([values, list(mods), note, hold, total, str(out)])
+    args = json.dumps([values, list(mods), note, hold, total, str(out), str(Path(__file__).parent)])
     subprocess.run([sys.executable, "-c", _FRESH_RENDER, args], check=True, timeout=120)
     return np.load(out)
 
