@@ -12,6 +12,11 @@ at the *reported* note, held and as long as intake measured, settled. Then:
 - ``f0``: cents between the median f0 of the exported preset's render and of
   the clip, both by ``librosa.yin`` (30-2000 Hz, 4096-sample frames) on the
   frames within 20 dB of the loudest (independent of intake's detector);
+- ``f0_cents_pyin``: the same by ``librosa.pyin`` (30-2000 Hz, 4096-sample
+  frames, voiced frames within 20 dB of the loudest; its pitch grid is 10
+  cents, so it decides octaves and semitones, yin the cents), on the first
+  render: a second independent tracker, so a miss can be told from one
+  tracker's octave slip;
 - ``mss``: ``metrics.mss`` of that render against the clip intake returned
   (mean of 3 renders);
 - ``noise``: the true preset rendered again the same way against the clip
@@ -62,6 +67,20 @@ def yin_f0(audio: np.ndarray) -> float | None:
     return float(np.median(f0[loud])) if np.any(loud) else None
 
 
+def pyin_f0(audio: np.ndarray) -> float | None:
+    """Median f0 (Hz) of the voiced frames within 20 dB of the loudest, by librosa.pyin; None if none."""
+    import librosa
+
+    x = np.asarray(audio, dtype=np.float64)
+    x = x.mean(axis=0) if x.ndim == 2 else x
+    if len(x) < 4096 or not np.any(x):
+        return None
+    f0, voiced, _ = librosa.pyin(x, fmin=30.0, fmax=2000.0, sr=SAMPLE_RATE, frame_length=4096, hop_length=512)
+    rms = librosa.feature.rms(y=x, frame_length=4096, hop_length=512)[0][: len(f0)]
+    keep = (rms >= rms.max() * 10 ** (-20 / 20)) & voiced & np.isfinite(f0)
+    return float(np.median(f0[keep])) if np.any(keep) else None
+
+
 def cents(a: float | None, b: float | None) -> float | None:
     return None if not a or not b else float(1200.0 * np.log2(a / b))
 
@@ -79,14 +98,15 @@ def judge(state, folder: Path, tag: str, renderer: Renderer, n: int = JUDGE_REND
     f0s = [f for f in map(yin_f0, audio) if f]
     clip_f0 = yin_f0(a.audio)
     return {"mss": float(np.mean([mss(x, a.audio) for x in audio])),
-            "f0_cents": cents(float(np.median(f0s)) if f0s else None, clip_f0), "loss": state.best_loss}
+            "f0_cents": cents(float(np.median(f0s)) if f0s else None, clip_f0),
+            "f0_cents_pyin": cents(pyin_f0(audio[0]), pyin_f0(a.audio)), "loss": state.best_loss}
 
 
 def run(args) -> None:
     import soundfile as sf
 
     from vital_inverse.predict import PresetPredictor
-    from vital_inverse.refine import Budget
+    from vital_inverse.refine import Budget, RefineConfig
 
     paths = sorted(HUMAN.glob("*.vital"))
     if args.names:
@@ -118,7 +138,9 @@ def run(args) -> None:
                        "predict": judge(state, folder, "pred", r1), "predict_seconds": time.perf_counter() - t}
                 if args.budget > 0:
                     t = time.perf_counter()
-                    for u in session.refine_stream(state, Budget(renders=args.budget, seconds=None), 0, pr):
+                    config = RefineConfig(mss_gate=not args.no_gate)
+                    for u in session.refine_stream(state, Budget(renders=args.budget, seconds=None), 0, pr,
+                                                   config=config):
                         state = u.state
                     row["refine"] = judge(state, folder, "ref", r1)
                     row["refine_seconds"] = time.perf_counter() - t
@@ -147,12 +169,28 @@ def report(args) -> None:
             med = statistics.median(abs(r[stage]["f0_cents"]) for r in have)
             print(f"\n{stage}: f0 within 15 cents on {ok}/{len(have)} pitched targets ({100 * ok / len(have):.0f}%), "
                   f"median |error| {med:.1f} cents; median MSS {statistics.median(r[stage]['mss'] for r in rows if r.get(stage)):.2f} dB")
+            misses = [r for r in have if abs(r[stage]["f0_cents"]) > 15]
+            if misses and any("f0_cents_pyin" in r[stage] for r in have):
+                def py(r):
+                    c = r[stage].get("f0_cents_pyin")
+                    return "none" if c is None else f"{c:+.0f}"
+                both = [r for r in misses if r[stage].get("f0_cents_pyin") is not None
+                        and abs(r[stage]["f0_cents_pyin"]) > 20]  # pyin's grid is 10 cents
+                print(f"  yin misses (yin / pyin cents): " + ", ".join(
+                    f"{r['preset']}@{r['note']} {r[stage]['f0_cents']:+.0f} / {py(r)}" for r in misses))
+                print(f"  missed by both trackers (pyin beyond 20 cents too): {len(both)}/{len(have)} -> within 15 "
+                      f"cents by at least one tracker on {len(have) - len(both)}/{len(have)} "
+                      f"({100 * (len(have) - len(both)) / len(have):.0f}%)")
     ref = [r for r in rows if r.get("refine")]
     if ref:
         lower = sum(r["refine"]["mss"] < r["predict"]["mss"] for r in ref)
         worse = [r for r in ref if r["refine"]["mss"] - r["predict"]["mss"] > r["noise"]]
         print(f"\nrefinement lowered MSS on {lower}/{len(ref)} ({100 * lower / len(ref):.0f}%); raised it by more than the "
               f"preset's render noise on {len(worse)}: " + ", ".join(f"{r['preset']}@{r['note']}" for r in worse))
+        rose = [r for r in ref if r["refine"]["mss"] >= r["predict"]["mss"]]
+        print("MSS not lowered (MSS change / loss change / noise): " + (", ".join(
+            f"{r['preset']}@{r['note']} {r['refine']['mss'] - r['predict']['mss']:+.2f} / "
+            f"{r['refine']['loss'] - r['predict']['loss']:+.3f} / {r['noise']:.2f}" for r in rose) or "none"))
         print(f"median seconds: predict {statistics.median(r['predict_seconds'] for r in ref):.1f}, "
               f"refine {statistics.median(r['refine_seconds'] for r in ref):.1f}; renders {statistics.median(r['renders'] for r in ref):.0f}")
 
@@ -166,6 +204,7 @@ def main(argv=None) -> None:
     p.add_argument("--notes", default="48,60,72")
     p.add_argument("--budget", type=int, default=600)
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--no-gate", action="store_true", help="refinement without the MSS gate (RefineConfig.mss_gate)")
     p.add_argument("--out", type=Path, required=True)
     p = sub.add_parser("report")
     p.add_argument("results", type=Path)

@@ -54,6 +54,15 @@ How it works
    ``RefineEvent.best_loss`` is always such a fresh mean (also for the
    start), so it never goes up and is what a new render of ``best`` scores.
    Re-scoring counts against the budget.
+7. Two measures must agree (``RefineConfig.mss_gate``, on by default): the
+   fresh renders of a challenger are also scored by ``metrics.mss`` (the
+   level-free multi-scale log-mel distance in dB), and it replaces the
+   incumbent only if it is closer by both. MRSTFT alone sometimes prefers a
+   preset that sounds further away (a lower MRSTFT with a higher MSS), so
+   every accepted step is one a listener-facing measure agrees with; the
+   start's MSS is measured on fresh renders too. The search itself still
+   minimises the loss (the CMA-ES speed is unchanged); only acceptance
+   changes.
 
 The measurements behind these choices are in BENCHMARKS.md section 5.
 """
@@ -144,6 +153,7 @@ class RefineConfig:
     race_share: float = 0.3  # share of the budget (renders, else seconds) the race lasts; then only its leader goes on
     locked: frozenset[str] = frozenset()  # parameters kept exactly as the start has them (locks.expand_locks)
     lock_pitch: bool = True  # pitched target: starts retuned onto its f0; nothing that moves the pitch is searched
+    mss_gate: bool = True  # a new incumbent must also be closer by metrics.mss (fresh renders), not only by the loss
     moves: object | None = None  # moves.CategoricalMoves (anything with .propose(preset, n)): tried on a stall
     stall_generations: int = 6  # generations without a better incumbent before categorical moves are tried
     move_batch: int = 8  # categorical moves rendered per try (counted in the budget)
@@ -348,7 +358,8 @@ class _Search:
     """
 
     def __init__(self, start: Preset, loss: float, audio: np.ndarray, space: ParamSpace, config: RefineConfig,
-                 popsize: int, sigma0: float, seed: int, locked: frozenset[str] = frozenset()) -> None:
+                 popsize: int, sigma0: float, seed: int, locked: frozenset[str] = frozenset(),
+                 mss: float = math.inf) -> None:
         self.start, self.space, self.popsize = start, space, popsize
         self.values = dict(start.values)
         self.x_all = space.continuous_vector(self.values)
@@ -373,6 +384,7 @@ class _Search:
                  "verb_disp": 0, "CMA_diagonal": bool(config.diagonal)},
             )
         self.best, self.best_loss, self.best_audio = start, float(loss), audio
+        self.best_mss = float(mss)  # mean metrics.mss of the incumbent's fresh renders (the gate's other measure)
         self.stalled = 0  # generations since the incumbent last improved
 
     def preset_at(self, x: np.ndarray) -> Preset:
@@ -395,16 +407,31 @@ class _Search:
         return self.es is not None and bool(self.es.stop())
 
 
-def _start_incumbent(ev, start, loss, audio, space, config, left, fresh_loss):
-    """(start, loss, audio) for a start whose honest score is known: kept unless its opened-filter variant
-    beats it on fresh renders (see ``_open_filter``)."""
-    opened = _open_filter(start, space) if config.open_filter else None
+def _start_incumbent(ev, start, loss, audio, space, config, left, fresh):
+    """(start, loss, audio, MSS) for a start whose honest loss is known (it is kept: the best never rises);
+    its MSS is measured on fresh renders (the gate compares challengers with it). Its opened-filter variant
+    (``_open_filter``) replaces it only if fresh renders beat it on both measures."""
     k = int(min(max(1, int(config.rescore)), max(0.0, left())))
+    s_mss = _mss_of(audio, ev)
+    if config.mss_gate and k > 0:
+        _, f_mss, _ = fresh(start, k)
+        s_mss = f_mss if math.isfinite(f_mss) and f_mss < FAILED_LOSS else s_mss
+    opened = _open_filter(start, space) if config.open_filter else None
+    k = int(min(k, max(0.0, left())))
     if opened is not None and k > 0:
-        o_loss, a = fresh_loss(opened, k)
-        if o_loss < loss and a is not None:
-            return opened, o_loss, a
-    return start, loss, audio
+        o_loss, o_mss, a = fresh(opened, k)
+        if o_loss < loss and a is not None and (not config.mss_gate or o_mss < s_mss):
+            return opened, o_loss, a, o_mss
+    return start, loss, audio, s_mss
+
+
+def _mss_of(audio: np.ndarray | None, ev: Evaluator) -> float:
+    """metrics.mss of one matched render against the target (inf without a render)."""
+    if audio is None:
+        return math.inf
+    from .metrics import mss
+
+    return float(mss(audio, ev.audio))
 
 
 def _loop(target, starts, renders_limit, seconds_limit, seed, renderer, popsize, sigma0, stop, config, space,
@@ -416,18 +443,23 @@ def _loop(target, starts, renders_limit, seconds_limit, seed, renderer, popsize,
     def left() -> float:
         return math.inf if renders_limit is None else renders_limit - ev.renders
 
-    def fresh_loss(preset: Preset, k: int) -> tuple[float, np.ndarray | None]:
-        """Mean loss of k new renders of ``preset`` and one of them (matched)."""
-        fresh, _, a = ev.evaluate([preset] * k)
-        return float(np.mean(fresh)), a
+    def fresh(preset: Preset, k: int) -> tuple[float, float, np.ndarray | None]:
+        """Mean loss and mean metrics.mss of k new renders of ``preset``, and one of them (matched)."""
+        losses, msses, a = ev.rescore([preset] * k)
+        return float(np.mean(losses)), float(np.mean(msses)), a
+
+    def beats(c_loss: float, c_mss: float, search: _Search) -> bool:
+        """A challenger replaces the incumbent only if fresh renders say it is closer by the loss and, with
+        ``mss_gate``, by MSS too: where the two disagree the listener may not hear an improvement."""
+        return c_loss < search.best_loss and (not config.mss_gate or c_mss < search.best_mss)
 
     # -- start: score every start preset; the best ``config.race`` become searches ----------
     searches: list[_Search] = []
     ranked: list[int] = []
     if incumbent is not None:
-        start, s_loss, s_audio = _start_incumbent(ev, starts[0], *incumbent, space, config, left, fresh_loss)
+        start, s_loss, s_audio, s_mss = _start_incumbent(ev, starts[0], *incumbent, space, config, left, fresh)
         locked = frozenset(pitch_locked(start, target, space)) if config.lock_pitch else frozenset()
-        searches.append(_Search(start, s_loss, s_audio, space, config, popsize, sigma0, seed, locked))
+        searches.append(_Search(start, s_loss, s_audio, space, config, popsize, sigma0, seed, locked, s_mss))
     else:
         starts = starts[: int(min(len(starts), left()))]
         if config.lock_pitch and target.pitched and left() > 2 * len(starts):
@@ -439,6 +471,7 @@ def _loop(target, starts, renders_limit, seconds_limit, seed, renderer, popsize,
         ranked = [int(i) for i in np.argsort(losses, kind="stable") if losses[i] < FAILED_LOSS]
     for rank, i in enumerate(ranked[: max(1, int(config.race))]):
         start, s_loss, s_audio = starts[i], float(losses[i]), best_audio if i == best_i else None
+        s_mss = math.inf
         opened = _open_filter(start, space) if config.open_filter else None
         if opened is not None and any(opened.values[n] != start.values[n] for n in config.locked):
             opened = None  # opening the filter would change a locked setting
@@ -446,22 +479,25 @@ def _loop(target, starts, renders_limit, seconds_limit, seed, renderer, popsize,
         need = 1 if (opened is not None or s_audio is None) else 0
         k = int(min(max(rescore, need), max(0.0, left())))
         if opened is not None and k > 0:
-            o_loss, a = fresh_loss(opened, k)
+            o_loss, o_mss, a = fresh(opened, k)
             if o_loss < FAILED_LOSS and a is not None:
-                start, s_loss, s_audio, k = opened, o_loss, a, 0
+                start, s_loss, s_audio, s_mss, k = opened, o_loss, a, o_mss, 0
             else:
                 k = int(min(max(rescore, 1 if s_audio is None else 0), max(0.0, left())))
         if k > 0:
-            f_loss, a = fresh_loss(start, k)
+            f_loss, f_mss, a = fresh(start, k)
             if a is not None:
-                s_loss, s_audio = f_loss, a
+                s_loss, s_audio, s_mss = f_loss, a, f_mss
         if s_audio is None or s_loss >= FAILED_LOSS:
             if rank > 0:
                 continue  # a runner-up that failed its fresh renders does not race
             # the best start failed its fresh renders (Vita, rarely, renders silence): keep its first score
             start, s_loss, s_audio = starts[i], float(losses[i]), best_audio
+            s_mss = math.inf
+        if not math.isfinite(s_mss) or s_mss >= FAILED_LOSS:
+            s_mss = _mss_of(s_audio, ev)
         locked = frozenset(pitch_locked(start, target, space)) if config.lock_pitch else frozenset()
-        searches.append(_Search(start, s_loss, s_audio, space, config, popsize, sigma0, seed + rank, locked))
+        searches.append(_Search(start, s_loss, s_audio, space, config, popsize, sigma0, seed + rank, locked, s_mss))
     race_renders = None if renders_limit is None else config.race_share * renders_limit
     race_seconds = None if seconds_limit is None else config.race_share * seconds_limit
 
@@ -527,17 +563,18 @@ def _loop(target, starts, renders_limit, seconds_limit, seed, renderer, popsize,
         if gen_loss < current.best_loss:
             challenger = current.preset_at(X[best_i])
             k = int(min(rescore, max(0.0, left())))
-            c_loss, c_audio = fresh_loss(challenger, k) if k > 0 else (gen_loss, best_audio)
-            if c_loss < current.best_loss and c_audio is not None:
+            c_loss, c_mss, c_audio = fresh(challenger, k) if k > 0 else (gen_loss, _mss_of(best_audio, ev), best_audio)
+            if beats(c_loss, c_mss, current) and c_audio is not None:
                 current.best, current.best_audio, current.best_loss = challenger, c_audio, c_loss
+                current.best_mss = c_mss
         if config.moves is not None:  # stalled: try other categoricals (moves.py), judged on fresh renders
             current.stalled = 0 if current.best_loss < before else current.stalled + 1
             if current.stalled >= config.stall_generations and left() - rescore > config.move_batch:
                 current.stalled = 0
-                moved = _categorical_move(current, ev, fresh_loss, left, rescore, config)
+                moved = _categorical_move(current, ev, fresh, beats, left, rescore, config)
                 if moved is not None:
                     locked = frozenset(pitch_locked(moved[0], target, space)) if config.lock_pitch else frozenset()
-                    new = _Search(*moved, space, config, popsize, sigma0, seed + generation, locked)
+                    new = _Search(*moved[:3], space, config, popsize, sigma0, seed + generation, locked, moved[3])
                     searches[searches.index(current)] = current = new
         last_gen_seconds = time.monotonic() - g0
         population = X[:n].copy()
@@ -545,9 +582,9 @@ def _loop(target, starts, renders_limit, seconds_limit, seed, renderer, popsize,
         yield event()
 
 
-def _categorical_move(search: _Search, ev, fresh_loss, left, rescore: int, config: RefineConfig):
-    """(preset, loss, audio) of the best of the next categorical moves of ``search``'s incumbent when fresh
-    renders say it beats the incumbent, else None. Moves that would change a locked setting are dropped."""
+def _categorical_move(search: _Search, ev, fresh, beats, left, rescore: int, config: RefineConfig):
+    """(preset, loss, audio, MSS) of the best of the next categorical moves of ``search``'s incumbent when
+    fresh renders say it beats the incumbent, else None. Moves that would change a locked setting are dropped."""
     n = int(min(config.move_batch, left() - rescore))
     proposals = [p for p in config.moves.propose(search.best, n)
                  if all(p.values.get(k) == search.best.values.get(k) for k in config.locked)]
@@ -557,5 +594,5 @@ def _categorical_move(search: _Search, ev, fresh_loss, left, rescore: int, confi
     if i < 0 or float(losses[i]) >= search.best_loss:
         return None
     k = int(min(rescore, max(0.0, left())))
-    loss, a = fresh_loss(proposals[i], k) if k > 0 else (float(losses[i]), audio)
-    return (proposals[i], loss, a) if loss < search.best_loss and a is not None else None
+    loss, m, a = fresh(proposals[i], k) if k > 0 else (float(losses[i]), _mss_of(audio, ev), audio)
+    return (proposals[i], loss, a, m) if beats(loss, m, search) and a is not None else None

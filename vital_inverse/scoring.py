@@ -283,6 +283,7 @@ class Evaluator:
         self.key = hashlib.blake2b(self.audio.tobytes() + repr(self.logmel_weight).encode(), digest_size=16).digest()
         self.renders = 0
         self.failures: list[str] = []
+        self._scorer: _Scorer | None = None  # main-process scorer for ``rescore``, made on first use
 
     def job(self, preset: Preset) -> RenderJob:
         t = self.target
@@ -293,6 +294,31 @@ class Evaluator:
         out = self.renderer.render_jobs([self.job(p) for p in presets], raise_errors=False)
         self.renders += len(out)
         return out
+
+    def rescore(self, presets: Sequence[Preset]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Fresh renders scored by the loss *and* by ``metrics.mss`` (the level-free multi-scale log-mel
+        distance in dB a listener-facing comparison uses): (losses, MSS values, the lowest-loss matched render).
+
+        Renders run on the workers; both scores are computed here (``metrics`` imports torch, which the
+        workers never load). Used to judge a new incumbent on two measures that must agree. A failed or
+        inaudible render scores ``FAILED_LOSS`` on both.
+        """
+        from .metrics import mss
+
+        if self._scorer is None:
+            self._scorer = _Scorer(self.audio, self.logmel_weight)
+        losses, msses, best_i, best_audio = [], [], -1, None
+        for audio in self.render(presets):
+            value, matched = (FAILED_LOSS, None) if isinstance(audio, Exception) else self._scorer.score(audio)
+            if not math.isfinite(value) or value >= FAILED_LOSS:
+                losses.append(FAILED_LOSS)
+                msses.append(FAILED_LOSS)
+                continue
+            losses.append(value)
+            msses.append(float(mss(matched, self.audio)))
+            if best_i < 0 or value < losses[best_i]:
+                best_i, best_audio = len(losses) - 1, matched
+        return np.asarray(losses, dtype=np.float64), np.asarray(msses, dtype=np.float64), best_audio
 
     def evaluate(self, presets: Sequence[Preset]) -> tuple[np.ndarray, int, np.ndarray | None]:
         """Losses (in order), index of the best and its matched render."""

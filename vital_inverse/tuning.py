@@ -5,10 +5,16 @@ A musician hears 10 cents. Candidates from the predictor and presets moved
 by refinement can sound off the clip's pitch (a transpose, a tune, an
 octave), so:
 
-- ``retune`` renders a preset at the clip's note, measures the sounding f0
-  with intake's own pitch detector, and shifts every oscillator's
-  transpose + tune by the same number of cents so the f0 lands on the
-  clip's (the intervals between oscillators, octave or fifth layers, stay);
+- ``retune`` renders a preset at the clip's note, measures the sounding
+  f0 with intake's own pitch detector (the octave and semitone), then
+  checks the cents by a second measure, ``partial_offset``: the shift that
+  lines the render's partials up with the clip's (log-frequency spectra
+  correlated within +-``FINE_SPAN_CENTS`` of the detector's answer). An f0
+  detector can sit ~20 cents off on a layered or beating sound (and then
+  agrees with itself on clip and render alike); the partials are what a
+  listener hears. Every oscillator's transpose + tune then moves by the
+  same number of cents (the intervals between oscillators, octave or fifth
+  layers, stay);
 - ``pitch_locked`` names the parameters refinement must not move for a
   pitched clip: every transpose and tune, and routes into a tune.
 
@@ -27,12 +33,22 @@ from .params import ParamSpace, default_space
 from .preset import Preset
 from .synth import SAMPLE_RATE
 
-__all__ = ["N_OSC", "cents_off", "pitch_locked", "retune", "shift_cents", "sounding_f0"]
+__all__ = ["N_OSC", "cents_off", "partial_offset", "pitch_locked", "retune", "shift_cents", "sounding_f0"]
 
 N_OSC = 3
 #: Offsets below this (cents) are left alone: one render's f0 moves by up to ~7 cents for
 #: unison/chorus patches (random phases), and shifting on that noise would add error, not remove it.
 TOLERANCE_CENTS = 8.0
+#: ``partial_offset`` searches this far (cents) either side of the f0 detector's answer: beyond a
+#: quarter tone away the detector's octave/semitone decision stands.
+FINE_SPAN_CENTS = 50.0
+#: Log-frequency spectra span these frequencies (Hz) at 1-cent steps; partials below 60 dB of the
+#: strongest are left out (noise and leakage would dominate the correlation).
+_SPECTRUM_HZ = (40.0, 10000.0)
+_SPECTRUM_FLOOR_DB = 60.0
+#: The aligned correlation must beat the detector's shift by this much (relative) to move it: on a
+#: noisy or inharmonic sound the correlation is flat and the detector's answer stays.
+_MIN_GAIN = 0.02
 
 
 def sounding_f0(audio: np.ndarray) -> float | None:
@@ -42,6 +58,56 @@ def sounding_f0(audio: np.ndarray) -> float | None:
     except (IntakeError, ValueError):
         return None
     return a.f0_hz if a.pitched else None
+
+
+def _log_spectrum(audio: np.ndarray) -> np.ndarray:
+    """Magnitude spectrum of the louder part of ``audio`` on a 1-cent log-frequency grid over
+    ``_SPECTRUM_HZ``, in dB above a floor ``_SPECTRUM_FLOOR_DB`` below its maximum (>= 0), mean removed."""
+    x = np.asarray(audio, dtype=np.float64)
+    x = x.mean(axis=0) if x.ndim == 2 else x
+    hop = 2048
+    n = len(x) // hop
+    if n < 2:
+        seg = x
+    else:  # the frames within 20 dB of the loudest (the note, not its tail)
+        e = np.sqrt(np.mean(x[: n * hop].reshape(n, hop) ** 2, axis=1))
+        loud = np.flatnonzero(e >= e.max() * 0.1)
+        seg = x[loud[0] * hop : (loud[-1] + 1) * hop]
+    n_fft = max(1 << 16, 1 << int(np.ceil(np.log2(max(len(seg), 2)))))
+    mag = np.abs(np.fft.rfft(seg * np.hanning(len(seg)), n_fft))
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / SAMPLE_RATE)
+    lo, hi = _SPECTRUM_HZ[0], min(_SPECTRUM_HZ[1], SAMPLE_RATE / 2.0)
+    grid = lo * 2.0 ** (np.arange(int(1200 * math.log2(hi / lo))) / 1200.0)
+    db = 20.0 * np.log10(np.interp(grid, freqs, mag) + 1e-12)
+    v = np.maximum(db - db.max() + _SPECTRUM_FLOOR_DB, 0.0)
+    return v - v.mean()
+
+
+def partial_offset(audio: np.ndarray, clip: np.ndarray, around: float = 0.0,
+                   span: float = FINE_SPAN_CENTS) -> float:
+    """Cents to move ``audio`` by so that its partials line up with ``clip``'s, searched within
+    ``around`` +- ``span`` cents (1-cent steps): the lag maximising the correlation of the two
+    log-frequency spectra. Returns ``around`` when the best lag is not clearly better (flat
+    correlation: noise, inharmonic sounds), lies on the edge of the span (the alignment is
+    further away: e.g. sidebands, where the detector picked one) or either signal is silent."""
+    a, c = _log_spectrum(audio), _log_spectrum(clip)
+    na, nc = float(np.linalg.norm(a)), float(np.linalg.norm(c))
+    if na == 0.0 or nc == 0.0:
+        return float(around)
+    lags = np.arange(int(round(around - span)), int(round(around + span)) + 1)
+    n = len(a)
+
+    def corr(lag: int) -> float:  # audio moved up by ``lag`` cents against the clip
+        if lag >= 0:
+            return float(np.dot(a[: n - lag], c[lag:]))
+        return float(np.dot(a[-lag:], c[: n + lag]))
+
+    scores = np.array([corr(int(k)) for k in lags]) / (na * nc)
+    best = int(np.argmax(scores))
+    at_around = corr(int(round(around))) / (na * nc)
+    if best in (0, len(lags) - 1) or scores[best] <= at_around + _MIN_GAIN * abs(at_around):
+        return float(around)  # flat, or the best alignment lies beyond the span: the detector's answer stands
+    return float(lags[best])
 
 
 def cents_off(f0: float | None, target: Analysis) -> float | None:
@@ -99,5 +165,7 @@ def retune(presets: Sequence[Preset], target: Analysis, render: Callable[[Sequen
     out = []
     for p, audio in zip(presets, render(presets)):
         off = None if isinstance(audio, Exception) else cents_off(sounding_f0(audio), target)
+        if off is not None:  # the detector's octave/semitone, the partials' cents
+            off = -partial_offset(audio, target.audio, around=-off)
         out.append(p if off is None or abs(off) < TOLERANCE_CENTS else shift_cents(p, -off))
     return out
