@@ -168,6 +168,14 @@ def _refine_status(m: session.MatchState, ev, budget_text: str) -> str:
             f"Distance **{ev.best_loss:.2f}**, from {m.predicted_loss:.2f} ({DISTANCE_WORDS}).")
 
 
+def _counted(kept: session.MatchState, m: session.MatchState, pending: bool) -> session.MatchState:
+    """``kept`` (the best on screen) with ``m``'s render counts; its loss history too unless ``m`` holds a
+    better best not yet on screen (the plot's best line must not run below the kept best)."""
+    return replace(kept, refine_renders=m.refine_renders, refine_generations=m.refine_generations,
+                   refine_runs=m.refine_runs, refine_reason=m.refine_reason, timings=m.timings,
+                   history=kept.history if pending else m.history)
+
+
 def _refine_details(m: session.MatchState, ev, locked: frozenset[str] = frozenset()) -> str:
     searched = getattr(ev, "searched", ()) or ()
     lines = [DISTANCE_DETAILS, "",
@@ -416,7 +424,10 @@ class Handlers:
                     user = replace(user, match=m)
                     yield (user, gr.skip(), gr.skip(), gr.skip(), plot, status, gr.skip(), details)
                 else:
-                    yield (gr.skip(), gr.skip(), gr.skip(), gr.skip(), plot, status, gr.skip(), details)
+                    # the shown best stays, but the renders spent so far are counted (a Stop keeps them, and
+                    # the next run's count and plot start after them)
+                    user = replace(user, match=_counted(user.match, m, pending))
+                    yield (user, gr.skip(), gr.skip(), gr.skip(), plot, status, gr.skip(), details)
 
     def _morph_end(self, which: str, kind: str, vital, clip, user: UserSession | None):
         """Preset A or B of a morph, with the analysis it came from (or None): the current match, an

@@ -256,3 +256,105 @@ def test_a_refused_file_says_why_and_its_error_badges_clear(page, tmp_path):
     page.wait_for_function("document.querySelectorAll('[data-testid=status-tracker] span.error').length == 0",
                            timeout=10_000)
     assert _error_badges(page) == 0
+
+
+def _details_numbers(page) -> tuple[int, int, float]:
+    """(renders this run, renders for this clip, best loss) as the details accordion shows them."""
+    text = _text(page, "#details")
+    m = re.search(r"(\d+) renders this run \((\d+) for this clip\).*?Best loss (\d+\.\d+)", text, re.S)
+    assert m, f"the details do not show the refinement's renders and best loss: {text!r}"
+    return int(m.group(1)), int(m.group(2)), float(m.group(3))
+
+
+def _best_line_ys(page) -> list[float]:
+    """Screen y of every point of the red best-so-far line, left to right (SVG y grows downwards)."""
+    paths = page.locator("#loss-plot g.mark-line path")
+    for i in range(paths.count()):
+        p = paths.nth(i)
+        if "214, 39, 40" in (p.get_attribute("stroke") or "") + (p.get_attribute("style") or "") or \
+                (p.get_attribute("stroke") or "").lower() == "#d62728":
+            pts = re.findall(r"[ML]\s*([-0-9.e]+)[ ,]([-0-9.e]+)", p.get_attribute("d") or "")
+            return [float(y) for _, y in pts]
+    raise AssertionError("the loss plot has no red best-so-far line")
+
+
+def test_two_refinements_never_raise_the_best_and_their_renders_add_up(page, tmp_path):
+    """Refine to the end, then Refine again and Stop it early, then a short third run: the best loss shown
+    (details, status, the red line, the downloaded preset's comment) never rises and the render counts add up
+    across the runs (the stopped run's renders included)."""
+    import soundfile as sf
+
+    from vital_inverse.preset import load_vital
+    from vital_inverse.synth import SAMPLE_RATE, Renderer
+
+    clip = tmp_path / "oboe-short.wav"  # a short note keeps every render cheap
+    sf.write(clip, Renderer().render(load_vital(HUMAN_PRESETS / "PS-20-Oboe.vital"), 60, 0.8, 0.4, 0.6).T,
+             SAMPLE_RATE)
+    _upload(page, clip)
+    _wait_text(page, "#status", "Loaded")
+    page.click("#analyze")
+    _wait_text(page, "#status", "Closest of", timeout=120_000)
+    page.get_by_text("Details (for the technically minded)").click()
+    budget = page.locator("#budget input[type=number]")
+
+    # run 1: a small budget, to the end
+    budget.fill("30")
+    budget.press("Enter")
+    page.click("#refine")
+    _wait_text(page, "#status", "Refined", timeout=120_000)
+    page.wait_for_function("!document.querySelector('#refine').disabled", timeout=30_000)
+    run1, total1, best1 = _details_numbers(page)
+    assert run1 == total1 and 0 < run1 <= 30
+    assert f"{best1:.2f}" in _text(page, "#status")  # the status shows the same best
+    ys1 = _best_line_ys(page)
+
+    # run 2: a large budget, stopped after a few generations
+    budget.fill("600")
+    budget.press("Enter")
+    page.click("#refine")
+    _wait_text(page, "#status", "Refining")
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            run2, total2, _ = _details_numbers(page)
+        except AssertionError:
+            run2, total2 = 0, 0
+        if total2 > total1 and run2 >= 30:
+            break
+        time.sleep(0.25)
+    assert run2 >= 30, "the second refinement made no progress"
+    page.click("#stop")
+    _wait_text(page, "#status", "Stopped", timeout=10_000)
+    page.wait_for_function("!document.querySelector('#refine').disabled && document.querySelector('#stop').disabled",
+                           timeout=30_000)
+    time.sleep(1.0)  # the last generation's details land
+    run2, total2, best2 = _details_numbers(page)
+    assert total2 == total1 + run2, (total1, run2, total2)  # every render of both runs is counted once
+    assert best2 <= best1 + 1e-4, (best1, best2)  # the second run never reports a worse best
+    kept = re.search(r"distance \*?\*?(\d+\.\d+)", _text(page, "#status"))
+    assert kept and float(kept.group(1)) <= round(best1, 2) + 1e-9
+    ys = _best_line_ys(page)
+    assert len(ys) > len(ys1)
+    assert all(b >= a - 0.5 for a, b in zip(ys, ys[1:])), "the red best-so-far line went up"
+
+    # run 3: a short one to the end; it counts on from every render the stopped run spent
+    budget.fill("12")
+    budget.press("Enter")
+    page.click("#refine")
+    _wait_text(page, "#status", "Refined", timeout=120_000)
+    page.wait_for_function("!document.querySelector('#refine').disabled", timeout=30_000)
+    run3, total3, best3 = _details_numbers(page)
+    assert total3 == total2 + run3, (total2, run3, total3)
+    assert best3 <= best2 + 1e-4, (best2, best3)
+
+    # the download holds the kept best: its comment's loss is no worse than run 1's, its count within the runs
+    with page.expect_download() as download:
+        page.click("#download")
+    saved = tmp_path / "kept.vital"
+    download.value.save_as(str(saved))
+    comment = load_vital(saved).comments
+    m = re.search(r"refined with (\d+) renders, loss (\d+\.\d+)", comment)
+    assert m, comment
+    assert 0 < int(m.group(1)) <= total3  # the renders spent when this best was found
+    assert float(m.group(2)) <= best1 + 1e-3
+    _shot(page, "7-two-refinements")
