@@ -269,3 +269,21 @@ def test_an_inaudible_render_is_a_failed_candidate_in_the_workers_too(target, po
     quiet = Preset.from_values({"osc_1_level": 0.01})  # about -75 dBFS: nobody hears it
     losses, best, _ = Evaluator(pool, target, 0.0).evaluate([quiet, Preset.init()])
     assert losses[0] == FAILED_LOSS and losses[1] < FAILED_LOSS and best == 1
+
+
+def test_a_new_best_must_be_closer_by_mss_too_not_only_by_the_loss(target, pool):
+    """Start from the very preset the target was rendered from, but claim a poor loss for it: every challenger
+    then beats it by the loss, none by MSS (nothing is closer than the truth). With the gate the start stays;
+    without it the first lucky challenger replaces it."""
+    truth = Preset.from_values({"filter_1_on": 1.0, "filter_1_cutoff": 45.0, "osc_1_wave_frame": 160.0})
+    audio = pool.render_many([truth], 60, 0.8, NOTE_S, RENDER_S)[0]
+    budget = Budget(renders=2 + 3 * (6 + 2))
+
+    def run(gate: bool) -> list[RefineEvent]:
+        return list(refine(target, [truth], budget, seed=1, renderer=pool, popsize=6, incumbent=(5.0, audio),
+                           config=RefineConfig(mss_gate=gate)))
+
+    gated = run(True)
+    assert len(gated) >= 3 and all(e.best is truth for e in gated) and gated[-1].best_loss == 5.0
+    free = run(False)
+    assert free[-1].best is not truth and free[-1].best_loss < 5.0
