@@ -47,6 +47,7 @@ HUMAN = ROOT.parent / "shared" / "data" / "human-presets"
 from vital_inverse import session
 from vital_inverse.metrics import mss
 from vital_inverse.preset import load_vital
+from vital_inverse.refine import RefineConfig
 from vital_inverse.synth import SAMPLE_RATE, ParallelRenderer, Renderer
 
 VEL, NOTE_S, RENDER_S = 0.8, 1.5, 2.0
@@ -106,11 +107,12 @@ def run(args) -> None:
     import soundfile as sf
 
     from vital_inverse.predict import PresetPredictor
-    from vital_inverse.refine import Budget, RefineConfig
+    from vital_inverse.refine import Budget
 
     paths = sorted(HUMAN.glob("*.vital"))
     if args.names:
-        paths = [p for p in paths if p.stem in args.names.split(",")]
+        by_name = {p.stem: p for p in paths}
+        paths = [by_name[n] for n in args.names.split(",") if n in by_name]  # in the order given
     elif args.presets < len(paths):
         idx = np.linspace(0, len(paths) - 1, args.presets).round().astype(int)
         paths = [paths[i] for i in idx]
@@ -138,10 +140,11 @@ def run(args) -> None:
                        "predict": judge(state, folder, "pred", r1), "predict_seconds": time.perf_counter() - t}
                 if args.budget > 0:
                     t = time.perf_counter()
-                    config = RefineConfig(mss_gate=not args.no_gate)
+                    config = RefineConfig(mss_gate=not args.no_gate, logmel_weight=args.logmel)
                     for u in session.refine_stream(state, Budget(renders=args.budget, seconds=None), 0, pr,
                                                    config=config):
                         state = u.state
+                        row["challengers"], row["mss_rejections"] = u.event.challengers, u.event.mss_rejections
                     row["refine"] = judge(state, folder, "ref", r1)
                     row["refine_seconds"] = time.perf_counter() - t
                     row["renders"] = state.refine_renders
@@ -205,6 +208,8 @@ def main(argv=None) -> None:
     p.add_argument("--budget", type=int, default=600)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--no-gate", action="store_true", help="refinement without the MSS gate (RefineConfig.mss_gate)")
+    p.add_argument("--logmel", type=float, default=RefineConfig.logmel_weight,
+                   help="weight of the loss's log-mel term (RefineConfig.logmel_weight)")
     p.add_argument("--out", type=Path, required=True)
     p = sub.add_parser("report")
     p.add_argument("results", type=Path)

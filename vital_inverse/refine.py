@@ -137,6 +137,10 @@ class RefineEvent:
     reason: str = ""  # on the final event: "budget", "time", "converged" or "stopped"
     population: np.ndarray | None = field(default=None, repr=False)  # this generation's candidates (normalised, searched dims)
     searched: tuple[str, ...] = ()  # names of the parameters being searched
+    #: challengers whose fresh renders beat the incumbent by the loss, and of those the ones MSS turned down
+    #: (``RefineConfig.mss_gate``): how often the loss and a listener-facing measure disagree, this run so far
+    challengers: int = 0
+    mss_rejections: int = 0
 
 
 @dataclass(frozen=True)
@@ -413,9 +417,13 @@ def _start_incumbent(ev, start, loss, audio, space, config, left, fresh):
     (``_open_filter``) replaces it only if fresh renders beat it on both measures."""
     k = int(min(max(1, int(config.rescore)), max(0.0, left())))
     s_mss = _mss_of(audio, ev)
-    if config.mss_gate and k > 0:
-        _, f_mss, _ = fresh(start, k)
+    if (config.mss_gate or config.logmel_weight) and k > 0:
+        f_loss, f_mss, f_audio = fresh(start, k)
         s_mss = f_mss if math.isfinite(f_mss) and f_mss < FAILED_LOSS else s_mss
+        if config.logmel_weight and f_audio is not None:
+            # the carried score is the plain loss (the app's scale); with a log-mel term this run's
+            # challengers are scored on another scale, so the start is scored on it too
+            loss, audio = f_loss, f_audio
     opened = _open_filter(start, space) if config.open_filter else None
     k = int(min(k, max(0.0, left())))
     if opened is not None and k > 0:
@@ -448,10 +456,18 @@ def _loop(target, starts, renders_limit, seconds_limit, seed, renderer, popsize,
         losses, msses, a = ev.rescore([preset] * k)
         return float(np.mean(losses)), float(np.mean(msses)), a
 
+    tally = {"challengers": 0, "mss_rejections": 0}
+
     def beats(c_loss: float, c_mss: float, search: _Search) -> bool:
         """A challenger replaces the incumbent only if fresh renders say it is closer by the loss and, with
         ``mss_gate``, by MSS too: where the two disagree the listener may not hear an improvement."""
-        return c_loss < search.best_loss and (not config.mss_gate or c_mss < search.best_mss)
+        if not c_loss < search.best_loss:
+            return False
+        tally["challengers"] += 1
+        if config.mss_gate and not c_mss < search.best_mss:
+            tally["mss_rejections"] += 1
+            return False
+        return True
 
     # -- start: score every start preset; the best ``config.race`` become searches ----------
     searches: list[_Search] = []
@@ -534,7 +550,7 @@ def _loop(target, starts, renders_limit, seconds_limit, seed, renderer, popsize,
         return RefineEvent(
             renders=ev.renders, generation=generation, best_loss=best.best_loss, generation_loss=gen_loss,
             elapsed=time.monotonic() - t0, best=best.best, best_audio=best.best_audio, done=bool(why), reason=why,
-            population=population, searched=current.names,
+            population=population, searched=current.names, **tally,
         )
 
     why = reason_to_stop()
