@@ -190,6 +190,16 @@ def report(args) -> None:
         worse = [r for r in ref if r["refine"]["mss"] - r["predict"]["mss"] > r["noise"]]
         print(f"\nrefinement lowered MSS on {lower}/{len(ref)} ({100 * lower / len(ref):.0f}%); raised it by more than the "
               f"preset's render noise on {len(worse)}: " + ", ".join(f"{r['preset']}@{r['note']}" for r in worse))
+        off = [r for r in ref if r["predict"]["mss"] > 1.5 * r["noise"] + 1.0]
+        low = sum(r["refine"]["mss"] < r["predict"]["mss"] for r in off)
+        print(f"starts audibly off (predicted MSS beyond 1.5 x noise + 1 dB, section 1's tolerance): MSS lowered on "
+              f"{low}/{len(off)}; the other {len(ref) - len(off)} starts were already as close as the true preset "
+              f"rendered again")
+        if any("challengers" in r for r in ref):
+            have = [r for r in ref if "challengers" in r]
+            print(f"challengers that beat the incumbent on fresh renders by the loss: {sum(r['challengers'] for r in have)} "
+                  f"on {len(have)} targets, turned down by MSS: {sum(r['mss_rejections'] for r in have)}; targets where "
+                  f"none did: {sum(r['challengers'] == 0 for r in have)}")
         rose = [r for r in ref if r["refine"]["mss"] >= r["predict"]["mss"]]
         print("MSS not lowered (MSS change / loss change / noise): " + (", ".join(
             f"{r['preset']}@{r['note']} {r['refine']['mss'] - r['predict']['mss']:+.2f} / "
