@@ -427,7 +427,7 @@ def _start_incumbent(ev, start, loss, audio, space, config, left, fresh):
     opened = _open_filter(start, space) if config.open_filter else None
     k = int(min(k, max(0.0, left())))
     if opened is not None and k > 0:
-        o_loss, o_mss, a = fresh(opened, k)
+        o_loss, o_mss, a = fresh(opened, k, loss)
         if o_loss < loss and a is not None and (not config.mss_gate or o_mss < s_mss):
             return opened, o_loss, a, o_mss
     return start, loss, audio, s_mss
@@ -451,10 +451,16 @@ def _loop(target, starts, renders_limit, seconds_limit, seed, renderer, popsize,
     def left() -> float:
         return math.inf if renders_limit is None else renders_limit - ev.renders
 
-    def fresh(preset: Preset, k: int) -> tuple[float, float, np.ndarray | None]:
-        """Mean loss and mean metrics.mss of k new renders of ``preset``, and one of them (matched)."""
-        losses, msses, a = ev.rescore([preset] * k)
-        return float(np.mean(losses)), float(np.mean(msses)), a
+    def fresh(preset: Preset, k: int, to_beat: float | None = None) -> tuple[float, float, np.ndarray | None]:
+        """Mean loss and mean metrics.mss of k new renders of ``preset``, and one of them (matched). MSS
+        (~0.2 s a render, in this process) is only computed where it can matter: with ``to_beat``, only
+        when the mean loss beats it and the gate is on (else inf)."""
+        losses, renders, a = ev.rescore([preset] * k)
+        loss = float(np.mean(losses))
+        if to_beat is not None and not (config.mss_gate and loss < to_beat):
+            return loss, math.inf, a
+        msses = [_mss_of(r, ev) if r is not None else FAILED_LOSS for r in renders]
+        return loss, float(np.mean(msses)) if msses else math.inf, a
 
     tally = {"challengers": 0, "mss_rejections": 0}
 
@@ -579,7 +585,8 @@ def _loop(target, starts, renders_limit, seconds_limit, seed, renderer, popsize,
         if gen_loss < current.best_loss:
             challenger = current.preset_at(X[best_i])
             k = int(min(rescore, max(0.0, left())))
-            c_loss, c_mss, c_audio = fresh(challenger, k) if k > 0 else (gen_loss, _mss_of(best_audio, ev), best_audio)
+            c_loss, c_mss, c_audio = (fresh(challenger, k, current.best_loss) if k > 0
+                                      else (gen_loss, _mss_of(best_audio, ev), best_audio))
             if beats(c_loss, c_mss, current) and c_audio is not None:
                 current.best, current.best_audio, current.best_loss = challenger, c_audio, c_loss
                 current.best_mss = c_mss
@@ -610,5 +617,5 @@ def _categorical_move(search: _Search, ev, fresh, beats, left, rescore: int, con
     if i < 0 or float(losses[i]) >= search.best_loss:
         return None
     k = int(min(rescore, max(0.0, left())))
-    loss, m, a = fresh(proposals[i], k) if k > 0 else (float(losses[i]), _mss_of(audio, ev), audio)
+    loss, m, a = fresh(proposals[i], k, search.best_loss) if k > 0 else (float(losses[i]), _mss_of(audio, ev), audio)
     return (proposals[i], loss, a, m) if beats(loss, m, search) and a is not None else None

@@ -295,30 +295,26 @@ class Evaluator:
         self.renders += len(out)
         return out
 
-    def rescore(self, presets: Sequence[Preset]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """Fresh renders scored by the loss *and* by ``metrics.mss`` (the level-free multi-scale log-mel
-        distance in dB a listener-facing comparison uses): (losses, MSS values, the lowest-loss matched render).
+    def rescore(self, presets: Sequence[Preset]) -> tuple[np.ndarray, list[np.ndarray | None], np.ndarray | None]:
+        """Fresh renders scored by the loss, with every matched render kept: (losses, matched renders (None
+        for a failed or inaudible one, which scores ``FAILED_LOSS``), the lowest-loss matched render).
 
-        Renders run on the workers; both scores are computed here (``metrics`` imports torch, which the
-        workers never load). Used to judge a new incumbent on two measures that must agree. A failed or
-        inaudible render scores ``FAILED_LOSS`` on both.
+        Renders run on the workers, the losses here, so that the caller can score the same renders by a
+        second measure (refinement's MSS gate: ``metrics`` imports torch, which the workers never load).
         """
-        from .metrics import mss
-
         if self._scorer is None:
             self._scorer = _Scorer(self.audio, self.logmel_weight)
-        losses, msses, best_i, best_audio = [], [], -1, None
+        losses: list[float] = []
+        kept: list[np.ndarray | None] = []
+        best_i = -1
         for audio in self.render(presets):
             value, matched = (FAILED_LOSS, None) if isinstance(audio, Exception) else self._scorer.score(audio)
-            if not math.isfinite(value) or value >= FAILED_LOSS:
-                losses.append(FAILED_LOSS)
-                msses.append(FAILED_LOSS)
-                continue
-            losses.append(value)
-            msses.append(float(mss(matched, self.audio)))
-            if best_i < 0 or value < losses[best_i]:
-                best_i, best_audio = len(losses) - 1, matched
-        return np.asarray(losses, dtype=np.float64), np.asarray(msses, dtype=np.float64), best_audio
+            ok = math.isfinite(value) and value < FAILED_LOSS
+            losses.append(value if ok else FAILED_LOSS)
+            kept.append(matched if ok else None)
+            if ok and (best_i < 0 or value < losses[best_i]):
+                best_i = len(losses) - 1
+        return np.asarray(losses, dtype=np.float64), kept, (kept[best_i] if best_i >= 0 else None)
 
     def evaluate(self, presets: Sequence[Preset]) -> tuple[np.ndarray, int, np.ndarray | None]:
         """Losses (in order), index of the best and its matched render."""
