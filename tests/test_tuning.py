@@ -9,7 +9,7 @@ import pytest
 
 from vital_inverse.intake import TARGET_PEAK, Analysis
 from vital_inverse.preset import Preset
-from vital_inverse.tuning import partial_offset, retune, shift_cents
+from vital_inverse.tuning import _detector_doubtful, partial_offset, retune, shift_cents
 
 NOTE_S, RENDER_S = 0.5, 0.7
 #: A bright, steady sound: Init's saw through an open filter.
@@ -48,6 +48,9 @@ def test_retune_follows_the_partials_when_the_detector_is_off_on_clip_and_render
     clip = (clip * (TARGET_PEAK / np.abs(clip).max())).astype(np.float32)
     target = Analysis(clip, 44100, 60, 0.0, 1.0, True, 261.63, NOTE_S, RENDER_S, 1.0, "test")
     tuned = retune([saw], target, lambda ps: [renderer.render(p, 60, 0.8, NOTE_S, RENDER_S) for p in ps])[0]
+    assert _detector_doubtful(target)  # a second tracker disagrees with the analysis: the partials decide
+    honest = Analysis(clip, 44100, 60, 0.0, 1.0, True, 261.63 * 2 ** (20 / 1200), NOTE_S, RENDER_S, 1.0, "test")
+    assert not _detector_doubtful(honest)  # trackers agree: the detector's cents stand
     clip_cents = _yin_cents(clip, 261.63)
     assert clip_cents == pytest.approx(20, abs=3)
     assert abs(_yin_cents(renderer.render(saw, 60, 0.8, NOTE_S, RENDER_S), 261.63) - clip_cents) > 15

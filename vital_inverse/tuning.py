@@ -6,13 +6,16 @@ by refinement can sound off the clip's pitch (a transpose, a tune, an
 octave), so:
 
 - ``retune`` renders a preset at the clip's note, measures the sounding
-  f0 with intake's own pitch detector (the octave and semitone), then
-  checks the cents by a second measure, ``partial_offset``: the shift that
-  lines the render's partials up with the clip's (log-frequency spectra
-  correlated within +-``FINE_SPAN_CENTS`` of the detector's answer). An f0
-  detector can sit ~20 cents off on a layered or beating sound (and then
-  agrees with itself on clip and render alike); the partials are what a
-  listener hears. Every oscillator's transpose + tune then moves by the
+  f0 with intake's own pitch detector (the octave and semitone); where a
+  second tracker (librosa.yin) disagrees with the detector about the
+  clip's f0, the cents come from a second measure, ``partial_offset``: the
+  shift that lines the render's partials up with the clip's (log-frequency
+  spectra correlated within +-``FINE_SPAN_CENTS`` of the detector's
+  answer). An f0 detector can sit ~20 cents off on a layered or beating
+  sound (and then agrees with itself on clip and render alike); the
+  partials are what a listener hears. Where the trackers agree the
+  detector's cents stand: on noisy or inharmonic sounds the partials'
+  alignment can be ~20 cents off where both trackers are right. Every oscillator's transpose + tune then moves by the
   same number of cents (the intervals between oscillators, octave or fifth
   layers, stay);
 - ``pitch_locked`` names the parameters refinement must not move for a
@@ -162,10 +165,31 @@ def retune(presets: Sequence[Preset], target: Analysis, render: Callable[[Sequen
     presets = list(presets)
     if not target.pitched or not target.f0_hz or not presets:
         return presets
+    doubtful = _detector_doubtful(target)
     out = []
     for p, audio in zip(presets, render(presets)):
         off = None if isinstance(audio, Exception) else cents_off(sounding_f0(audio), target)
-        if off is not None:  # the detector's octave/semitone, the partials' cents
+        if off is not None and doubtful:  # the detector's octave/semitone, the partials' cents
             off = -partial_offset(audio, target.audio, around=-off)
         out.append(p if off is None or abs(off) < TOLERANCE_CENTS else shift_cents(p, -off))
     return out
+
+
+def _detector_doubtful(target: Analysis) -> bool:
+    """True when a second tracker (librosa.yin, time domain, frames within 20 dB of the loudest) puts the
+    clip's f0 ``TOLERANCE_CENTS`` or more (modulo octaves) away from intake's: then the cents come from
+    the partials (``partial_offset``). Where the two trackers agree the detector's cents stand: on sounds
+    with noise or inharmonic partials the spectral alignment can be 20 cents off where both trackers are right."""
+    import librosa
+
+    x = np.asarray(target.audio, dtype=np.float64)
+    x = x.mean(axis=0) if x.ndim == 2 else x
+    if len(x) < 4096 or not target.f0_hz:
+        return False
+    f0 = librosa.yin(x, fmin=30.0, fmax=2000.0, sr=SAMPLE_RATE, frame_length=4096, hop_length=512)
+    rms = librosa.feature.rms(y=x, frame_length=4096, hop_length=512)[0][: len(f0)]
+    loud = rms >= rms.max() * 0.1
+    if not np.any(loud):
+        return False
+    c = 1200.0 * math.log2(float(np.median(f0[loud])) / float(target.f0_hz))
+    return abs(c - 1200.0 * round(c / 1200.0)) >= TOLERANCE_CENTS
