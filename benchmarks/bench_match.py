@@ -52,6 +52,8 @@ from vital_inverse.synth import SAMPLE_RATE, ParallelRenderer, Renderer
 
 VEL, NOTE_S, RENDER_S = 0.8, 1.5, 2.0
 JUDGE_RENDERS = 3
+#: Top of the independent trackers' range (Hz); ``run --fmax`` changes it (intake covers up to 5 kHz).
+FMAX = [2000.0]
 
 
 def yin_f0(audio: np.ndarray) -> float | None:
@@ -62,7 +64,7 @@ def yin_f0(audio: np.ndarray) -> float | None:
     x = x.mean(axis=0) if x.ndim == 2 else x
     if len(x) < 4096 or not np.any(x):
         return None
-    f0 = librosa.yin(x, fmin=30.0, fmax=2000.0, sr=SAMPLE_RATE, frame_length=4096, hop_length=512)
+    f0 = librosa.yin(x, fmin=30.0, fmax=FMAX[0], sr=SAMPLE_RATE, frame_length=4096, hop_length=512)
     rms = librosa.feature.rms(y=x, frame_length=4096, hop_length=512)[0][: len(f0)]
     loud = rms >= rms.max() * 10 ** (-20 / 20)
     return float(np.median(f0[loud])) if np.any(loud) else None
@@ -76,7 +78,7 @@ def pyin_f0(audio: np.ndarray) -> float | None:
     x = x.mean(axis=0) if x.ndim == 2 else x
     if len(x) < 4096 or not np.any(x):
         return None
-    f0, voiced, _ = librosa.pyin(x, fmin=30.0, fmax=2000.0, sr=SAMPLE_RATE, frame_length=4096, hop_length=512)
+    f0, voiced, _ = librosa.pyin(x, fmin=30.0, fmax=FMAX[0], sr=SAMPLE_RATE, frame_length=4096, hop_length=512)
     rms = librosa.feature.rms(y=x, frame_length=4096, hop_length=512)[0][: len(f0)]
     keep = (rms >= rms.max() * 10 ** (-20 / 20)) & voiced & np.isfinite(f0)
     return float(np.median(f0[keep])) if np.any(keep) else None
@@ -109,6 +111,7 @@ def run(args) -> None:
     from vital_inverse.predict import PresetPredictor
     from vital_inverse.refine import Budget
 
+    FMAX[0] = float(args.fmax)
     paths = sorted(HUMAN.glob("*.vital"))
     if args.names:
         by_name = {p.stem: p for p in paths}
@@ -220,6 +223,8 @@ def main(argv=None) -> None:
     p.add_argument("--no-gate", action="store_true", help="refinement without the MSS gate (RefineConfig.mss_gate)")
     p.add_argument("--logmel", type=float, default=RefineConfig.logmel_weight,
                    help="weight of the loss's log-mel term (RefineConfig.logmel_weight)")
+    p.add_argument("--fmax", type=float, default=2000.0,
+                   help="top of yin's and pyin's range in Hz (2000 as before; intake covers up to 5000)")
     p.add_argument("--out", type=Path, required=True)
     p = sub.add_parser("report")
     p.add_argument("results", type=Path)
