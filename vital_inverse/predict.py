@@ -32,7 +32,9 @@ _CLIP_LABELS = {
     "resynthesis": "the clip's own wavetable, swept in time, fitted envelope (resynthesis)",
     "resynthesis+noise": "the clip's own wavetable and its noise, fitted envelope (resynthesis)",
     "mixed": "best guess with the clip's own wavetable in oscillator 1",
+    "resynthesis+width": "the clip's own wavetable in 2-voice unison, detune fitted to its width (resynthesis)",
     "noise": "noise through a filter, fitted envelope (unpitched clip)",
+    "drum": "a sine whose pitch falls with envelope 3, fitted to the clip (pitched drum)",
 }
 #: Generative-head samples ``predict`` adds per clip by default. Measured (BENCHMARKS.md, "Generative head"): with
 #: the shipped head, K=32 samples cost ~10 s of renders on 2 loaded cores and were the closest of all candidates for
@@ -51,7 +53,7 @@ class Candidate:
 
     #: "network", "retrieval" (a training preset that sounds alike), "generative" (a sample of the
     #: generative head), or a start made of the clip (``resynthesis`` module): "resynthesis", "mixed"
-    #: (network modules + the clip's table), "noise"
+    #: (network modules + the clip's table), "resynthesis+noise", "resynthesis+width", "noise", "drum"
     source: str = "network"
 
     @property
