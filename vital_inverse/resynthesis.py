@@ -276,12 +276,16 @@ def _table_name(analysis: Analysis) -> str:
 
 
 def clip_wavetable(analysis: Analysis, env_values: dict[str, float] | None = None,
-                   config: ResynthesisConfig = ResynthesisConfig()) -> Wavetable:
+                   config: ResynthesisConfig = ResynthesisConfig(), per_channel: bool = False) -> Wavetable:
     """The clip as a table: position p holds the clip's harmonics at time p/256 of its length.
 
     With ``env_values`` (a fitted envelope 1) each frame's level is what that
     envelope misses at its moment (clipped to +-max_level_db); without, all
     frames have equal RMS. Named after the clip. Needs ``analysis.f0_hz``.
+    ``per_channel``: harmonic magnitudes are the RMS over the two channels
+    instead of those of the mono mix, so the slow beating of voices spread
+    across the stereo field stays out of the table (the width start's
+    detuned unison makes it again).
     """
     if analysis.f0_hz is None:
         raise ValueError("an unpitched clip has no harmonics to make a table from; use noise_start")
@@ -291,6 +295,10 @@ def clip_wavetable(analysis: Analysis, env_values: dict[str, float] | None = Non
     centres = np.round(positions / MAX_POSITION * (n - 1)).astype(np.int64)
     spectra = harmonic_track(analysis.audio, sr, float(analysis.f0_hz), centres, config.cycles)
     mags = np.abs(spectra)
+    audio = np.atleast_2d(np.asarray(analysis.audio))
+    if per_channel and audio.shape[0] == 2:
+        per = [np.abs(harmonic_track(ch, sr, float(analysis.f0_hz), centres, config.cycles)) for ch in audio]
+        mags = np.sqrt((per[0] ** 2 + per[1] ** 2) / 2)
     mags[:, 0] = 0.0
     level = np.linalg.norm(mags, axis=1)
     level_db = librosa.amplitude_to_db(level, ref=np.max, amin=1e-12, top_db=None)
@@ -510,10 +518,12 @@ _WIDTH_VOICES = 2.0  # unison voices of the width start (2 stay closest: more vo
 _WIDTH_DETUNES = (0.3, 0.8, 2.0, 5.0)  # unison detune (Vital's raw 0..10) tried; the closest width is kept
 
 
-def width_start(analysis: Analysis, start: Preset, renderer=None, space: ParamSpace | None = None) -> Preset | None:
-    """``start`` with oscillator 1 in 2-voice unison, its detune fitted to the clip's stereo width
-    (side/mid power, compared in dB on a few renders, Vital's stereo spread at Init's); None for a clip
-    narrower than ``WIDE_RATIO``. The detune also brings the slow beating of a detuned stack."""
+def width_start(analysis: Analysis, start: Preset, renderer=None, space: ParamSpace | None = None,
+                config: ResynthesisConfig = ResynthesisConfig()) -> Preset | None:
+    """``start`` (a resynthesis start) with oscillator 1 in 2-voice unison playing the clip's per-channel
+    table (``clip_wavetable(per_channel=True)``), its detune fitted to the clip's stereo width (side/mid
+    power, compared in dB on four renders; Vital's stereo spread at Init's); None for a clip narrower than
+    ``WIDE_RATIO``. The detune brings back the slow beating of a detuned stack."""
     from .synth import thread_renderer
 
     space = space or default_space()
@@ -521,6 +531,8 @@ def width_start(analysis: Analysis, start: Preset, renderer=None, space: ParamSp
     if want < WIDE_RATIO:
         return None
     renderer = renderer or thread_renderer()
+    env = {f"env_1_{n}": float(start.values[f"env_1_{n}"]) for n in _ENV_PARAMS}
+    start = with_custom_wavetable(start, 1, clip_wavetable(analysis, env, config, per_channel=True))
     args = (analysis.note, RENDER_VELOCITY, float(analysis.note_seconds), float(analysis.render_seconds))
     detune = space["osc_1_unison_detune"]
     best, best_err = None, math.inf
@@ -551,8 +563,8 @@ def pitch_track(analysis: Analysis, seconds: float = _DRUM_TRACK_S) -> tuple[np.
     sr = int(analysis.sample_rate)
     mono = np.asarray(analysis.audio, dtype=np.float64).mean(axis=0)[: int(seconds * sr)]
     hop, frame = 256, 2048
-    f0, voiced, _ = librosa.pyin(mono, fmin=2.0 * sr / frame, fmax=2000.0, sr=sr, frame_length=frame,
-                                 hop_length=hop, center=True)  # fmin: two periods per frame (~43 Hz)
+    f0, voiced, _ = librosa.pyin(mono, fmin=2.0 * sr / frame + 1.0, fmax=2000.0, sr=sr, frame_length=frame,
+                                 hop_length=hop, center=True)  # fmin: two periods per frame (44 Hz)
     t = librosa.times_like(f0, sr=sr, hop_length=hop)
     ok = voiced & np.isfinite(f0)
     return t[ok], librosa.hz_to_midi(f0[ok])
@@ -683,6 +695,7 @@ def _weakly_pitched(analysis: Analysis) -> Analysis | None:
 _SIEVE_PEAKS = 3  # strongest spectral peaks whose subharmonics are tried as the common f0
 _SIEVE_DIVISORS = 6  # a peak may be harmonic 1..6 of the common f0
 _SIEVE_MIN_HZ = 30.0
+_SIEVE_MAX_HZ = 2000.0  # a chord's common f0 lies below its lowest note
 _SIEVE_SLACK = 0.03  # the highest f0 whose harmonic share is within this of the best one wins
 _SIEVE_MIN_SHARE = 0.6  # below this share of the clip's power at its harmonics, no f0 is claimed
 
@@ -710,8 +723,14 @@ def sieve_f0(analysis: Analysis) -> float | None:
         peaks.append(float(freqs[i]))
         power[np.abs(freqs - freqs[i]) < 0.03 * freqs[i] + 5.0] = 0.0  # the peak's neighbours are the same partial
     trials = sorted({round(f / k, 2) for f in peaks for k in range(1, _SIEVE_DIVISORS + 1)
-                     if f / k >= _SIEVE_MIN_HZ}, reverse=True)
-    shares = {f: 1.0 - residual_fraction(replace(analysis, f0_hz=f)) for f in trials}
+                     if _SIEVE_MIN_HZ <= f / k <= _SIEVE_MAX_HZ}, reverse=True)
+    shares = {}
+    for f in trials:
+        try:
+            shares[f] = 1.0 - residual_fraction(replace(analysis, f0_hz=f))
+        except WavetableError:  # an f0 the harmonic analysis cannot use
+            continue
+    trials = [f for f in trials if f in shares]
     if not shares or max(shares.values()) < _SIEVE_MIN_SHARE:
         return None
     best = max(shares.values())
@@ -760,7 +779,7 @@ def starts(analysis: Analysis, others: list[Preset] | tuple = (), config: Resynt
         if noisy is not None:
             out.append(("resynthesis+noise", noisy))
     if width:
-        wide = width_start(analysis, start, space=space)
+        wide = width_start(analysis, start, space=space, config=config)
         if wide is not None:
             out.append(("resynthesis+width", wide))
     out += [("mixed", mixed_start(analysis, p, table, space)) for p in others]
