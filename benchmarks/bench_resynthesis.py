@@ -79,6 +79,8 @@ def targets(args):
     if args.presets:
         idx = np.linspace(0, len(paths) - 1, args.presets).round().astype(int)
         paths = [paths[i] for i in sorted(set(idx))]
+    if args.names:
+        paths = [p for p in paths if p.stem in args.names.split(",")]
     renderer = _renderer()
     for path in paths:
         truth = load_vital(path)
@@ -308,6 +310,7 @@ def main(argv=None) -> None:
     ap.add_argument("command", choices=("presets", "clips"))
     ap.add_argument("--notes", default="48,60,72", help="MIDI notes for the preset set")
     ap.add_argument("--presets", type=int, default=0, help="spread this many presets over the set (0: all)")
+    ap.add_argument("--names", default="", help="only these presets (comma-separated names)")
     ap.add_argument("--dir", default="examples/recordings", help="folder of clips for 'clips'")
     ap.add_argument("--k", type=int, default=4, help="network candidates")
     ap.add_argument("--refine", type=int, default=0, help="renders of refinement for (d) (0: skip)")

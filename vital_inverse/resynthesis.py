@@ -677,17 +677,18 @@ def spectral_flatness(analysis: Analysis) -> float:
     return float(np.exp(np.sum(weight[:n] * np.log(flat[:n] + 1e-12)) / max(float(weight[:n].sum()), 1e-20)))
 
 
-def _weakly_pitched(analysis: Analysis) -> Analysis | None:
+def _weakly_pitched(analysis: Analysis, sieve: bool = True) -> Analysis | None:
     """An unpitched clip with the f0 intake's detector still finds (a detuned stack, a chord, a wobbling
-    lead), as an Analysis carrying it; None for noise. Its note stays intake's (MIDI 60)."""
+    lead), or else (``sieve``) the harmonic sieve's common f0, as an Analysis carrying it; None for noise.
+    Its note stays intake's (MIDI 60)."""
     from dataclasses import replace
 
     from .intake import detect_pitch
 
     f0, _ = detect_pitch(np.asarray(analysis.audio).mean(axis=0), int(analysis.sample_rate))
-    if f0 is None or not np.isfinite(f0) or f0 <= 0:
+    if (f0 is None or not np.isfinite(f0) or f0 <= 0) and sieve:
         f0 = sieve_f0(analysis)
-    if f0 is None:
+    if f0 is None or not np.isfinite(f0) or f0 <= 0:
         return None
     return replace(analysis, f0_hz=float(f0))
 
@@ -697,7 +698,10 @@ _SIEVE_DIVISORS = 6  # a peak may be harmonic 1..6 of the common f0
 _SIEVE_MIN_HZ = 30.0
 _SIEVE_MAX_HZ = 2000.0  # a chord's common f0 lies below its lowest note
 _SIEVE_SLACK = 0.03  # the highest f0 whose harmonic share is within this of the best one wins
-_SIEVE_MIN_SHARE = 0.6  # below this share of the clip's power at its harmonics, no f0 is claimed
+#: Below this share of the clip's power at its harmonics no f0 is claimed. Low on purpose: a tonal clip
+#: with no pitch (a chord through chorus and reverb, a sequence) played back from a table at its sieve f0
+#: was closer than the predictor's candidates even at a 3% share (BENCHMARKS.md section 11).
+_SIEVE_MIN_SHARE = 0.02
 
 
 def sieve_f0(analysis: Analysis) -> float | None:
@@ -749,7 +753,7 @@ def starts(analysis: Analysis, others: list[Preset] | tuple = (), config: Resynt
     one mixed start per preset in ``others`` (the predictor's candidates to
     borrow modules from). Unpitched clips: the drum start when the clip's
     pitch falls, the resynthesis starts at the f0 intake's detector or the
-    harmonic sieve (``sieve_f0``) still finds (a chord, a detuned stack), and
+    harmonic sieve (``sieve_f0``, tonal clips only) finds (a chord, a sequence), and
     the noise start when the clip is noise-like (``NOISY_FLATNESS``) or
     nothing else fits, so every clip gets at least one start of its own.
     """
@@ -759,8 +763,9 @@ def starts(analysis: Analysis, others: list[Preset] | tuple = (), config: Resynt
         drum = drum_start(analysis, space)
         if drum is not None:
             out.append(("drum", drum))
-        weak = _weakly_pitched(analysis)
-        if weak is None or spectral_flatness(analysis) >= NOISY_FLATNESS:
+        noisy = spectral_flatness(analysis) >= NOISY_FLATNESS
+        weak = _weakly_pitched(analysis, sieve=not noisy)
+        if weak is None or noisy:
             out.insert(0, ("noise", noise_start(analysis, space)))
         if weak is None:
             return out
