@@ -6,15 +6,21 @@ and without its noise layer, or the noise start for unpitched clips), (b)
 the predictor's candidates alone (K=4 network + 2 retrieval), (c) all
 candidates together (b + the clip's own starts + the mixed start), each
 shifted onto the clip's f0 (``tuning.retune``), rendered once, and the best
-by the refinement loss (MRSTFT) kept, as the app does; optionally (d) (c) + N
-renders of CMA-ES refinement from the best of all. Metrics of the kept
-render against the target: MSS, wMFCC, SOT, RMS cosine, MRSTFT, f0 error.
+by the refinement loss (MRSTFT) kept, as the app does; optionally (d) (c) + up
+to N renders of CMA-ES refinement of the kept candidate, as the app refines
+it (its score, the mean of 2 fresh renders, is the incumbent), searching
+``resynthesis.CLIP_SEARCHED`` from a start made of the clip (``--dims clip``)
+and stopping on a plateau (``--plateau``). Metrics of the kept render
+against the target: MSS, wMFCC, SOT, RMS cosine, MRSTFT, f0 error; a second
+render of (c)'s pick gives the run-to-run noise; per preset group (``GROUPS``)
+medians; wall and CPU seconds of refinement (CPU from /proc, so the cost per
+render can be read apart from the load).
 
 Targets: the human presets rendered at each note (velocity 0.8, 1.5 s held,
 2.0 s long) and analysed by intake like a user's clip, or a folder of clips.
 
     python benchmarks/bench_resynthesis.py presets --notes 48,60,72 --out runs/resynthesis/human
-    python benchmarks/bench_resynthesis.py presets --notes 60 --refine 600 --out runs/resynthesis/refine
+    python benchmarks/bench_resynthesis.py presets --notes 60 --presets 12 --refine 600 --out runs/resynthesis/refine60
     python benchmarks/bench_resynthesis.py clips --dir examples/recordings --out runs/resynthesis/recordings
 """
 
@@ -127,7 +133,7 @@ def best_of(candidates, a) -> tuple[int, list[float], list[np.ndarray]]:
     return int(np.argmin(losses)), losses, matched
 
 
-CLIP_KINDS = ("resynthesis", "resynthesis+noise", "resynthesis+width", "noise", "drum")
+from vital_inverse.resynthesis import CLIP_START_KINDS as CLIP_KINDS  # noqa: E402
 
 
 def until_plateau(events, generations: int, rel_tol: float = 0.005):
@@ -161,7 +167,7 @@ def refine_from(chosen, a, budget: int, seed: int, pool, dims: str, plateau: int
     ``dims`` "clip": a start made of the clip searches only ``resynthesis.CLIP_SEARCHED``. Returns the
     matched audio of one fresh render of the result, the seconds (incumbent renders included), renders."""
     from vital_inverse.refine import Budget, RefineConfig, refine
-    from vital_inverse.resynthesis import search_locks
+    from vital_inverse.resynthesis import clip_refine_config
     from vital_inverse.scoring import Evaluator
 
     t0, cpu0 = time.perf_counter(), _cpu_seconds(pool)
@@ -169,7 +175,7 @@ def refine_from(chosen, a, budget: int, seed: int, pool, dims: str, plateau: int
     losses, _, audio = ev0.evaluate([chosen.preset] * 2)
     ok = [x for x in losses if math.isfinite(x)]
     incumbent = (float(np.mean(ok)), audio) if ok and audio is not None else None
-    config = RefineConfig(locked=search_locks()) if dims == "clip" and chosen.source in CLIP_KINDS else RefineConfig()
+    config = clip_refine_config() if dims == "clip" and chosen.source in CLIP_KINDS else RefineConfig()
     last = None
     gen = refine(a, [chosen.preset], Budget(renders=budget, seconds=None), seed=seed, renderer=pool,
                  config=config, incumbent=incumbent)

@@ -136,3 +136,18 @@ def test_a_chord_gets_a_table_at_its_common_f0(renderer):
     assert f0 is not None and abs(librosa.hz_to_midi(f0) - 24.0) < 0.5, f0
     start = rs.resynthesis_start(replace(a, f0_hz=f0))
     assert _mss(renderer, start, a) < _mss(renderer, Preset.init(), a)
+
+
+def test_refining_a_clip_start_searches_what_the_clip_leaves_open(renderer, render_pool):
+    """Refinement from a resynthesis start with ``clip_refine_config`` moves only ``CLIP_SEARCHED``
+    (envelope 1 among them), and its honest best is no worse than the start."""
+    from vital_inverse.refine import Budget, refine
+
+    truth = with_custom_wavetable(Preset.from_values({"env_1_sustain": 0.6, "env_1_decay": 0.5**0.25}), 1,
+                                  _known_table())
+    a = analyze(renderer.render(truth, 57, VELOCITY, 0.6, 0.9), SR, "refine")
+    events = list(refine(a, [rs.resynthesis_start(a)], Budget(renders=40), renderer=render_pool,
+                         config=rs.clip_refine_config()))
+    searched = set(events[-1].searched)
+    assert searched and searched <= rs.CLIP_SEARCHED and "env_1_decay" in searched
+    assert events[-1].best_loss <= events[0].best_loss

@@ -68,6 +68,8 @@ __all__ = [
     "spectral_flatness",
     "resynthesis_start",
     "search_locks",
+    "clip_refine_config",
+    "CLIP_START_KINDS",
     "sieve_f0",
     "side_mid_ratio",
     "starts",
@@ -663,6 +665,21 @@ def search_locks(space: ParamSpace | None = None) -> frozenset[str]:
     refining a start made of the clip (fewer dimensions: CMA-ES settles in fewer renders)."""
     space = space or default_space()
     return frozenset(p.name for p in space.continuous if p.name not in CLIP_SEARCHED)
+
+
+#: Candidate sources (``predict.Candidate.source``) that are starts made of the clip.
+CLIP_START_KINDS = ("resynthesis", "resynthesis+noise", "resynthesis+width", "noise", "drum")
+
+
+def clip_refine_config(config=None):
+    """``config`` (a ``refine.RefineConfig``, default the default one) with ``search_locks()`` added to
+    what it keeps locked: how the app and the CLI refine a start made of the clip."""
+    from dataclasses import replace
+
+    from .refine import RefineConfig
+
+    config = config if config is not None else RefineConfig()
+    return replace(config, locked=frozenset(config.locked) | search_locks())
 
 
 def spectral_flatness(analysis: Analysis) -> float:

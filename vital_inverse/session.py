@@ -263,6 +263,7 @@ def refine_stream(state: MatchState, budget, seed: int = 0, renderer=None, *,
     fresh renders beat it, so the reported best never goes up.
     """
     from . import refine as rf
+    from .resynthesis import CLIP_START_KINDS, clip_refine_config
 
     stop = state.stop if stop is None else stop
     stop.clear()
@@ -271,6 +272,9 @@ def refine_stream(state: MatchState, budget, seed: int = 0, renderer=None, *,
     run = state.refine_runs
     t0 = time.perf_counter()
     refine_kwargs.setdefault("incumbent", (state.best_loss, state.best_audio))
+    if state.candidates and getattr(state.candidates[state.best_index], "source", "") in CLIP_START_KINDS:
+        # a start made of the clip: search only what its table and envelope leave open (resynthesis.search_locks)
+        refine_kwargs["config"] = clip_refine_config(refine_kwargs.get("config"))
     gen = rf.refine(state.analysis, [start], budget, seed=int(seed) + run, renderer=renderer, stop=stop,
                     **refine_kwargs)
     history = list(state.history)
