@@ -736,14 +736,19 @@ def sieve_f0(analysis: Analysis) -> float | None:
     power = np.abs(np.fft.rfft(mono * np.hanning(len(mono)))) ** 2
     freqs = np.fft.rfftfreq(len(mono), 1.0 / analysis.sample_rate)
     power[freqs < _SIEVE_MIN_HZ] = 0.0
+    log_power = np.log(power + 1e-30)
     peaks = []
     for _ in range(_SIEVE_PEAKS):
         i = int(np.argmax(power))
-        if power[i] <= 0:
+        if power[i] <= 0 or not 0 < i < len(power) - 1:
             break
-        peaks.append(float(freqs[i]))
+        # quadratic interpolation of the log power around the peak bin: a fraction of a bin, so the
+        # common f0 (a peak / k) and the table's high harmonics stay in tune
+        a, b, c = log_power[i - 1 : i + 2]
+        shift = 0.5 * (a - c) / (a - 2 * b + c) if (a - 2 * b + c) < 0 else 0.0
+        peaks.append(float(freqs[i] + np.clip(shift, -0.5, 0.5) * (freqs[1] - freqs[0])))
         power[np.abs(freqs - freqs[i]) < 0.03 * freqs[i] + 5.0] = 0.0  # the peak's neighbours are the same partial
-    trials = sorted({round(f / k, 2) for f in peaks for k in range(1, _SIEVE_DIVISORS + 1)
+    trials = sorted({round(f / k, 3) for f in peaks for k in range(1, _SIEVE_DIVISORS + 1)
                      if _SIEVE_MIN_HZ <= f / k <= _SIEVE_MAX_HZ}, reverse=True)
     shares = {}
     for f in trials:
