@@ -29,8 +29,11 @@ from vital_inverse.training.train import TrainConfig, train
 SECONDS = 0.5
 
 
-def test_codec_round_trips_sampled_presets(space):
-    codec = FlowCodec(space)
+@pytest.mark.parametrize("one_hot_ordinals", [False, True])
+def test_codec_round_trips_sampled_presets(space, one_hot_ordinals):
+    codec = FlowCodec(space, one_hot_ordinals)
+    if one_hot_ordinals:  # a transpose is a choice among the prior's intervals, not a number a sample can miss
+        assert codec.n_continuous < len(space.continuous) and len(codec.sizes) > len(space.categorical)
     presets = [sample_preset(space, 11, i) for i in range(6)]
     cont = np.stack([space.continuous_vector(p.values) for p in presets])
     cat = np.stack([space.categorical_indices(p.values) for p in presets])
@@ -95,6 +98,17 @@ def test_a_tiny_flow_fits_a_toy_conditional_distribution(one_thread):
             assert low > 0.25 and high > 0.25 and np.mean(np.abs(v - 0.5) < 0.1) < 0.15, (low, high)
         else:
             assert abs(float(np.median(v)) - (0.5 if c == 1 else 0.3)) < 0.06
+
+    # Anchored samples (SDEdit): started late on the path they keep the anchor, started at t0 = 0 they are
+    # the plain samples, and in between the condition pulls them towards its own answer.
+    anchor = torch.tensor([[2 * 0.5 - 1, -1.0, 1.0, -1.0]]).expand(64, -1)  # value 0.5, category 1
+    cond0 = torch.eye(3)[0]
+    late = sample(net, cond0, 60, 64, seed=5, start=anchor, t0=0.97).numpy()
+    assert np.mean(late[:, 1:].argmax(1) == 1) > 0.9 and np.median(np.abs((late[:, 0] + 1) / 2 - 0.5)) < 0.05
+    assert np.allclose(sample(net, cond0, 60, 64, seed=5, start=anchor, t0=0.0).numpy(),
+                       sample(net, cond0, 60, 64, seed=5).numpy(), atol=1e-5)
+    mid = sample(net, cond0, 60, 64, seed=5, start=anchor, t0=0.5).numpy()
+    assert np.mean(mid[:, 1:].argmax(1) == 0) > np.mean(late[:, 1:].argmax(1) == 0) + 0.5, "the clip's condition wins"
 
 
 @pytest.fixture(scope="module")
