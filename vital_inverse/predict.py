@@ -281,8 +281,9 @@ class PresetPredictor:
 
 
 def clip_candidates(analysis, others: Sequence[Preset] = ()) -> list[Candidate]:
-    """Starts made of the clip (``resynthesis.starts``): its own swept table under a fitted envelope,
-    the same table with the modules of each of ``others``, or a noise start for an unpitched clip.
+    """Starts made of the clip (``resynthesis.starts``): its own swept table under a fitted envelope (alone,
+    with its noise, in a unison as wide as the clip), the same table with the modules of each of ``others``;
+    for an unpitched clip a drum start (falling pitch), a table at a chord's common f0, or a noise start.
 
     Empty when the clip cannot be resynthesised (nothing at its harmonics):
     the other candidates still stand.
