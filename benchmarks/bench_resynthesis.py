@@ -289,7 +289,7 @@ def summary(rows, args) -> str:
         cpu = [1000 * float(r["refine_cpu_s"]) / max(int(r["refine_renders"]), 1) for r in timed]
         lines += ["", f"Refinement: median {_median(timed, 'refine_s'):.1f} s wall "
                       f"(max {max(float(r['refine_s']) for r in timed):.1f}), median {_median(timed, 'refine_renders'):.0f} "
-                      f"renders (plateau stop), {_median(timed, 'refine_dims'):.0f} dimensions searched; "
+                      f"renders{' (plateau stop)' if args.plateau else ''}, {_median(timed, 'refine_dims'):.0f} dimensions searched; "
                       f"{np.median(per):.0f} ms of wall time per render on 2 workers, {np.median(cpu):.0f} ms of CPU time per render "
                       f"(workers + this process: 600 renders on 2 idle cores would take "
                       f"{600 * np.median(cpu) / 2000:.1f} s); from the clip's analysis to the "
