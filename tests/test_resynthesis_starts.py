@@ -57,6 +57,11 @@ def test_drum_start_falls_in_pitch_like_the_kick(renderer):
     early, late = np.median(midi[t < 0.03]), np.median(midi[(t > 0.2) & (t < 0.3)])
     assert early > late + 12.0, (early, late)  # the fall is there ...
     assert abs(late - 36.0) < 1.0, late  # ... and lands on the kick's pitch
+    level = rs._rms_db(_render(renderer, drum, a), 441)  # 10 ms RMS in dB re its own peak
+    want = rs._rms_db(a.audio, 441)
+    n = min(len(level), len(want))
+    loud = want[:n] > -30.0
+    assert np.max(np.abs(level[:n][loud] - want[:n][loud])) < 4.0  # the kick's decay, within 4 dB
     got = _mss(renderer, drum, a)
     assert got < 3.0 and got < _mss(renderer, rs.noise_start(a), a) and got < _mss(renderer, Preset.init(), a)
     others = [_mss(renderer, p, a) for kind, p in kinds.items() if kind != "drum"]  # the sieve's table starts
