@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from vital_inverse import evaluate as ev
-from vital_inverse.baselines import MeanBaseline, NearestNeighbour, mean_from_vectors
+from vital_inverse.evaluate.baselines import MeanBaseline, NearestNeighbour, mean_from_vectors
 from vital_inverse.data import dataset as ds
 from vital_inverse.data.generate import run
 from vital_inverse.data.sampling import PresetSampler, mean_values

@@ -92,11 +92,11 @@ def snap_to_prior_support(space: ParamSpace, values: dict[str, float]) -> dict[s
     wrong note); the training data never held anything else, so the
     nearest supported value is the most probable one.
     """
-    from .data.sampling import CONTINUOUS_PRIORS, _match
+    from .data.sampling import CONTINUOUS_PRIORS, prior_for
 
     out = dict(values)
     for p in space.continuous:
-        prior = _match(p.name, CONTINUOUS_PRIORS)
+        prior = prior_for(p.name, CONTINUOUS_PRIORS)
         if prior is not None and prior.discrete:
             support = np.array([v for v, _ in prior.discrete], dtype=np.float64)
             out[p.name] = float(support[np.argmin(np.abs(support - out[p.name]))])
