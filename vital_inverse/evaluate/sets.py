@@ -85,9 +85,10 @@ def parse_notes(text: str | Sequence[int] | None) -> tuple[int, ...] | None:
         return None
     if isinstance(text, str):
         try:
-            return _check_notes(int(x) for x in text.split(",") if x.strip())
+            notes = [int(x) for x in text.split(",") if x.strip()]
         except ValueError:
             raise EvaluateError(f"--notes must be comma-separated MIDI numbers, got {text!r}") from None
+        return _check_notes(notes)
     return _check_notes(text)
 
 
