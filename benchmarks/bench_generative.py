@@ -34,7 +34,6 @@ import time
 from collections import deque
 from pathlib import Path
 
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -64,6 +63,11 @@ def get_parser() -> argparse.ArgumentParser:
                    help="shift every candidate onto the clip's f0 first, as the app does (tuning.retune; one render each)")
     p.add_argument("--gen-only", action="store_true", help="render only the generative samples (a sampling variant)")
     p.add_argument("--retrieval", type=int, default=2)
+    p.add_argument("--retrieval-wide", type=int, default=0,
+                   help="also score the R nearest training presets as 'retrieval_rR' (a control for anchored samples)")
+    p.add_argument("--anchors", type=int, default=0,
+                   help="also score K samples started from the A nearest training presets ('gen_anchor_kK')")
+    p.add_argument("--t0", default="0.6,0.8", help="where anchored samples start on the flow's path (cycled)")
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--latency-targets", type=int, default=8, help="human presets at MIDI 60 timed for K=32 (0: none)")
     p.add_argument("--refine-presets", type=int, default=0,
@@ -74,7 +78,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def candidates(predictor, analysis, k_heads: int, retrieval: int, k_gen: int, temperature: float | None = None,
-               gen_only: bool = False):
+               gen_only: bool = False, anchors: int = 0, anchor_t0: tuple[float, ...] = (), retrieval_wide: int = 0):
     """(presets, groups, sampling seconds) for one analysed target."""
     if gen_only:
         t0 = time.perf_counter()
@@ -100,7 +104,23 @@ def candidates(predictor, analysis, k_heads: int, retrieval: int, k_gen: int, te
         if gen and k <= len(gen):
             groups[f"gen_k{k}"] = list(range(g0, g0 + k))
     groups["all"] = list(range(len(presets)))
+    if anchors > 0 and predictor.flow is not None:
+        anch = [c.preset for c in predictor.generative(analysis, k_gen, temperature=temperature, anchors=anchors,
+                                                     t0=anchor_t0)]
+        for k in GEN_KS:
+            if k <= len(anch):
+                groups[f"gen_anchor_k{k}"] = list(range(len(presets), len(presets) + k))
+        presets = presets + anch
+    if retrieval_wide > 0:
+        wide = [c.preset for c in predictor.predict(analysis, k=1, retrieval=retrieval_wide, generative=0,
+                                                   resynthesis=False) if c.source == "retrieval"]
+        groups[f"retrieval_r{retrieval_wide}"] = list(range(len(presets), len(presets) + len(wide)))
+        presets = presets + wide
     return presets, groups, sample_s
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    return tuple(float(v) for v in text.split(",") if v.strip())
 
 
 def _renders(pool, a):
@@ -151,7 +171,8 @@ def run_set(eset, predictor, pool, args, title: str) -> list[dict]:
             else:
                 a = t.analysis
                 presets, groups, sample_s = candidates(predictor, a, args.k_heads, args.retrieval, max(GEN_KS),
-                                                       args.temperature, args.gen_only)
+                                                       args.temperature, args.gen_only, args.anchors,
+                                                       _floats(args.t0), args.retrieval_wide)
                 if args.retune:
                     presets = retune(presets, a, _renders(pool, a))
                 scoring.append((pool.submit(ev.score_groups, a.audio, a.note, a.note_seconds, a.render_seconds,

@@ -96,6 +96,17 @@ def test_a_tiny_flow_fits_a_toy_conditional_distribution(one_thread):
         else:
             assert abs(float(np.median(v)) - (0.5 if c == 1 else 0.3)) < 0.06
 
+    # Anchored samples (SDEdit): started late on the path they keep the anchor, started at t0 = 0 they are
+    # the plain samples, and in between the condition pulls them towards its own answer.
+    anchor = torch.tensor([[2 * 0.5 - 1, -1.0, 1.0, -1.0]]).expand(64, -1)  # value 0.5, category 1
+    cond0 = torch.eye(3)[0]
+    late = sample(net, cond0, 60, 64, seed=5, start=anchor, t0=0.97).numpy()
+    assert np.mean(late[:, 1:].argmax(1) == 1) > 0.9 and np.median(np.abs((late[:, 0] + 1) / 2 - 0.5)) < 0.05
+    assert np.allclose(sample(net, cond0, 60, 64, seed=5, start=anchor, t0=0.0).numpy(),
+                       sample(net, cond0, 60, 64, seed=5).numpy(), atol=1e-5)
+    mid = sample(net, cond0, 60, 64, seed=5, start=anchor, t0=0.5).numpy()
+    assert np.mean(mid[:, 1:].argmax(1) == 0) > np.mean(late[:, 1:].argmax(1) == 0) + 0.5, "the clip's condition wins"
+
 
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory, space):

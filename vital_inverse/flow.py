@@ -123,6 +123,12 @@ class FlowCodec:
             out[rows, off + categorical[:, j]] = 1.0
         return out
 
+    def encode_values(self, values: list[dict[str, float]]) -> np.ndarray:
+        """P raw value dicts (presets) -> (P, V) float32 flow vectors."""
+        cont = np.stack([self.space.continuous_vector(v) for v in values])
+        cat = np.stack([self.space.categorical_indices(v) for v in values])
+        return self.encode_arrays(cont, cat)
+
     def split(self, x: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
         """(P, V) -> (continuous in [0, 1] (P, n_continuous), one block (P, size) per categorical)."""
         x = np.asarray(x, np.float64)
@@ -238,14 +244,21 @@ def flow_loss(net: VelocityNet, x1: torch.Tensor, emb: torch.Tensor, note: torch
 
 @torch.no_grad()
 def sample(net: VelocityNet, emb: torch.Tensor, note: int | torch.Tensor, k: int, steps: int | None = None,
-           guidance: float | None = None, seed: int | None = 0, temperature: float | None = None) -> torch.Tensor:
-    """K samples (K, V) for one clip's condition (C,) or (1, C): Heun integration of dx/dt = v from noise."""
+           guidance: float | None = None, seed: int | None = 0, temperature: float | None = None,
+           start: torch.Tensor | None = None, t0: float | torch.Tensor = 0.0) -> torch.Tensor:
+    """K samples (K, V) for one clip's condition (C,) or (1, C): Heun integration of dx/dt = v from noise.
+
+    With ``start`` (K, V) (e.g. the flow vectors of retrieved training presets), each sample instead
+    begins on the straight path at time ``t0`` (scalar or (K,)): x = (1 - t0) noise + t0 start, and the
+    flow carries it to t = 1 under the clip's condition (SDEdit, Meng et al. 2022): ``t0`` near 1 keeps
+    the start, near 0 forgets it.
+    """
     net.eval()
     threads = torch.get_num_threads()
     if device_of(net).type == "cpu":
         torch.set_num_threads(1)  # a (K, H) MLP gains nothing from threads, and OpenMP spins when cores are shared
     try:
-        return _sample(net, emb, note, k, steps, guidance, seed, temperature)
+        return _sample(net, emb, note, k, steps, guidance, seed, temperature, start, t0)
     finally:
         torch.set_num_threads(threads)
 
@@ -254,7 +267,7 @@ def device_of(net: nn.Module) -> torch.device:
     return next(net.parameters()).device
 
 
-def _sample(net, emb, note, k, steps, guidance, seed, temperature) -> torch.Tensor:
+def _sample(net, emb, note, k, steps, guidance, seed, temperature, start, t0) -> torch.Tensor:
     device = next(net.parameters()).device
     steps = int(steps or net.cfg.steps)
     w = float(net.cfg.guidance if guidance is None else guidance)
@@ -263,26 +276,29 @@ def _sample(net, emb, note, k, steps, guidance, seed, temperature) -> torch.Tens
         gen.manual_seed(int(seed))
     tau = float(net.cfg.temperature if temperature is None else temperature)
     x = (tau * torch.randn((k, net.cfg.dim), generator=gen)).to(device)
+    t = torch.zeros(k, device=device)
+    if start is not None:
+        t = torch.as_tensor(t0, dtype=torch.float32).expand(k).clone().clamp(0.0, 1.0).to(device)
+        x = (1 - t[:, None]) * x + t[:, None] * start.to(device=device, dtype=torch.float32)
     e = emb.reshape(1, -1).to(device=device, dtype=torch.float32).expand(k, -1)
     n = torch.full((k,), int(note), device=device)
 
-    def v(x: torch.Tensor, t: float) -> torch.Tensor:
-        tt = torch.full((k,), t, device=device)
+    def v(x: torch.Tensor, tt: torch.Tensor) -> torch.Tensor:
         out = net(x, tt, e, n)
         if w != 1.0:
             free = net(x, tt, None, n)
             out = free + w * (out - free)
         return out
 
-    dt = 1.0 / steps
+    dt = (1.0 - t) / steps  # (K,): every sample takes the same number of steps to t = 1
     for i in range(steps):
-        t = i * dt
         d1 = v(x, t)
         if i == steps - 1:
-            x = x + dt * d1
+            x = x + dt[:, None] * d1
         else:
-            d2 = v(x + dt * d1, t + dt)
-            x = x + dt * 0.5 * (d1 + d2)
+            d2 = v(x + dt[:, None] * d1, t + dt)
+            x = x + dt[:, None] * 0.5 * (d1 + d2)
+        t = t + dt
     return x.cpu()
 
 

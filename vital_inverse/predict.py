@@ -39,6 +39,8 @@ _CLIP_LABELS = {
 #: 2 of 30 human-preset targets, so the app does not pay for them by default; pass ``generative=K`` to add them
 #: (``generative()`` samples 32), and refinement's categorical moves use the head's beliefs.
 GENERATIVE_K = 0
+#: Where anchored samples start on the flow's path (see ``PresetPredictor.flow_samples``), cycled per round.
+ANCHOR_T0 = (0.6, 0.8)
 
 
 @dataclass
@@ -213,23 +215,41 @@ class PresetPredictor:
 
         return condition(self.model, self.model_input(audio), torch.tensor([int(note)]))[0]
 
-    def flow_samples(self, analysis, k: int, seed: int = 0, temperature: float | None = None) -> np.ndarray:
-        """K samples of the generative head for a clip: (K, V) flow vectors (``flow.FlowCodec`` layout)."""
-        from .flow import sample
+    def flow_samples(self, analysis, k: int, seed: int = 0, temperature: float | None = None,
+                     anchors: int = 0, t0: Sequence[float] = ANCHOR_T0) -> np.ndarray:
+        """K samples of the generative head for a clip: (K, V) flow vectors (``flow.FlowCodec`` layout).
+
+        ``anchors`` > 0: the samples start from the clip's ``anchors`` nearest training presets (the
+        retrieval index) part-way along the flow, sample i from anchor i mod ``anchors`` at time
+        ``t0[(i // anchors) mod len(t0)]`` (``flow.sample``'s ``start``): variations of presets that sound
+        alike, pulled towards the clip by the flow. Without a retrieval index they start from noise.
+        """
+        from .flow import FlowCodec, sample
 
         if self.flow is None:
             raise ValueError("this checkpoint has no generative head (flow.safetensors)")
         cond = self.flow_condition(analysis.audio, analysis.note)
-        return sample(self.flow, cond, int(analysis.note), int(k), seed=seed, temperature=temperature).numpy()
+        start, times = None, 0.0
+        if anchors > 0 and self.index is not None and t0:
+            mel = log_mel(analysis.audio, self.features)
+            near = [p.values for p, _ in self.index.presets(self.space, mel, analysis.note, min(anchors, k))]
+            vecs = FlowCodec(self.space).encode_values(near)
+            rows = np.arange(k)
+            start = torch.from_numpy(vecs[rows % len(near)])
+            times = torch.tensor([t0[(i // len(near)) % len(t0)] for i in rows], dtype=torch.float32)
+        return sample(self.flow, cond, int(analysis.note), int(k), seed=seed, temperature=temperature,
+                      start=start, t0=times).numpy()
 
-    def generative(self, analysis, k: int = 32, seed: int = 0,
-                   temperature: float | None = None) -> list[Candidate]:
-        """K presets sampled from p(preset | clip, note), in sampling order (not ranked: render them to choose)."""
+    def generative(self, analysis, k: int = 32, seed: int = 0, temperature: float | None = None,
+                   anchors: int = 0, t0: Sequence[float] = ANCHOR_T0) -> list[Candidate]:
+        """K presets sampled from p(preset | clip, note), in sampling order (not ranked: render them to choose);
+        ``anchors``/``t0`` as in ``flow_samples``."""
         from .flow import FlowCodec
 
         name = getattr(analysis, "source_name", "clip")
         out = []
-        for i, values in enumerate(FlowCodec(self.space).decode(self.flow_samples(analysis, k, seed, temperature))):
+        x = self.flow_samples(analysis, k, seed, temperature, anchors, t0)
+        for i, values in enumerate(FlowCodec(self.space).decode(x)):
             preset = Preset(values=values, name=f"{name} (Vital Inverse)",
                             comments="Sampled by Vital Inverse's generative head", space_hash=self.space.hash)
             out.append(Candidate(preset, float(i + 1), {}, source="generative"))
