@@ -94,14 +94,21 @@ def snap_to_prior_support(space: ParamSpace, values: dict[str, float]) -> dict[s
     wrong note); the training data never held anything else, so the
     nearest supported value is the most probable one.
     """
+    out = dict(values)
+    for name, support in prior_supports(space).items():
+        out[name] = float(support[np.argmin(np.abs(support - out[name]))])
+    return out
+
+
+def prior_supports(space: ParamSpace) -> dict[str, np.ndarray]:
+    """Raw values of each continuous (ordinal) parameter the training prior draws from a few values only."""
     from .data.sampling import CONTINUOUS_PRIORS, prior_for
 
-    out = dict(values)
+    out = {}
     for p in space.continuous:
         prior = prior_for(p.name, CONTINUOUS_PRIORS)
         if prior is not None and prior.discrete:
-            support = np.array([v for v, _ in prior.discrete], dtype=np.float64)
-            out[p.name] = float(support[np.argmin(np.abs(support - out[p.name]))])
+            out[p.name] = np.array([v for v, _ in prior.discrete], dtype=np.float64)
     return out
 
 
@@ -233,7 +240,7 @@ class PresetPredictor:
         if anchors > 0 and self.index is not None and t0:
             mel = log_mel(analysis.audio, self.features)
             near = [p.values for p, _ in self.index.presets(self.space, mel, analysis.note, min(anchors, k))]
-            vecs = FlowCodec(self.space).encode_values(near)
+            vecs = FlowCodec.for_net(self.flow, self.space).encode_values(near)
             rows = np.arange(k)
             start = torch.from_numpy(vecs[rows % len(near)])
             times = torch.tensor([t0[(i // len(near)) % len(t0)] for i in rows], dtype=torch.float32)
@@ -249,7 +256,7 @@ class PresetPredictor:
         name = getattr(analysis, "source_name", "clip")
         out = []
         x = self.flow_samples(analysis, k, seed, temperature, anchors, t0)
-        for i, values in enumerate(FlowCodec(self.space).decode(x)):
+        for i, values in enumerate(FlowCodec.for_net(self.flow, self.space).decode(x)):
             preset = Preset(values=values, name=f"{name} (Vital Inverse)",
                             comments="Sampled by Vital Inverse's generative head", space_hash=self.space.hash)
             out.append(Candidate(preset, float(i + 1), {}, source="generative"))
