@@ -40,7 +40,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 HUMAN = ROOT.parent / "shared" / "data" / "human-presets"
 
-from vital_inverse.evaluate import _OneThread, _renderer, score_metrics  # noqa: E402
+from vital_inverse.evaluate import OneThread as _OneThread, score_metrics  # noqa: E402
+from vital_inverse.synth import worker_renderer as _renderer  # noqa: E402
 from vital_inverse.intake import analyze, analyze_file  # noqa: E402
 from vital_inverse.metrics import mrstft_batch  # noqa: E402
 from vital_inverse.predict import PresetPredictor, clip_candidates  # noqa: E402

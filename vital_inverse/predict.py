@@ -104,11 +104,11 @@ def snap_to_prior_support(space: ParamSpace, values: dict[str, float]) -> dict[s
 
 def prior_supports(space: ParamSpace) -> dict[str, np.ndarray]:
     """Raw values of each continuous (ordinal) parameter the training prior draws from a few values only."""
-    from .data.sampling import CONTINUOUS_PRIORS, _match
+    from .data.sampling import CONTINUOUS_PRIORS, prior_for
 
     out = {}
     for p in space.continuous:
-        prior = _match(p.name, CONTINUOUS_PRIORS)
+        prior = prior_for(p.name, CONTINUOUS_PRIORS)
         if prior is not None and prior.discrete:
             out[p.name] = np.array([v for v, _ in prior.discrete], dtype=np.float64)
     return out

@@ -48,6 +48,7 @@ __all__ = [
     "match_clip",
     "parameter_table",
     "refine_stream",
+    "retune_candidates",
     "safe_stem",
     "warm_worker",
     "write_wav",
@@ -170,7 +171,7 @@ def _rescore_renders() -> int:
     return max(1, RESCORE_RENDERS)
 
 
-def _retuned(candidates: list, a: Analysis, renderer) -> list:
+def retune_candidates(candidates: list, a: Analysis, renderer) -> list:
     """Candidates shifted onto the clip's f0 (``tuning.retune``); unpitched clips: unchanged."""
     from .scoring import jobs_for, render_each
     from .tuning import retune
@@ -218,7 +219,7 @@ def analyze_clip(path, predictor, renderer, k: int = 4, *, limits: IntakeLimits 
 
     say(0.3, f"Tuning {len(candidates)} candidates to {analysis.note_name()}")
     t = time.perf_counter()
-    candidates = _retuned(candidates, analysis, renderer)
+    candidates = retune_candidates(candidates, analysis, renderer)
     timings["tune"] = time.perf_counter() - t
     say(0.35, f"Rendering and comparing {len(candidates)} candidates")
     t = time.perf_counter()
