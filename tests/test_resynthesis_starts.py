@@ -44,7 +44,7 @@ def _kick(fall: float = 24.0, decay_s: float = 0.15) -> Preset:
     return replace(kick, base=base, base_values=None)
 
 
-def test_drum_start_falls_in_pitch_like_the_kick(renderer):
+def test_drum_start_falls_in_pitch_like_the_kick(renderer, tmp_path):
     """A pitched kick (C2, falling two octaves into it): intake calls it unpitched; the drum start's render
     starts high and lands on C2 as the kick does, and is far closer to it than Init, the noise start and
     the table starts the harmonic sieve makes of it."""
@@ -69,6 +69,10 @@ def test_drum_start_falls_in_pitch_like_the_kick(renderer):
     from vital_inverse.tutorial import offline_tutorial
 
     assert "Envelope 3" in offline_tutorial(drum)  # the pitch envelope is in the file, and the tutorial says so
+    saved = drum.save(tmp_path / "kick.vital")  # the exported file plays the same fall
+    t2, midi2 = rs.pitch_track(replace(a, audio=renderer.render(saved.read_text(), a.note, VELOCITY,
+                                                                a.note_seconds, a.render_seconds)))
+    assert np.median(midi2[t2 < 0.03]) > np.median(midi2[(t2 > 0.2) & (t2 < 0.3)]) + 12.0
 
 
 def test_steady_or_noisy_clip_has_no_pitch_fall(renderer):
