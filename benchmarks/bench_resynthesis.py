@@ -46,7 +46,7 @@ from vital_inverse.intake import analyze, analyze_file  # noqa: E402
 from vital_inverse.metrics import mrstft_batch  # noqa: E402
 from vital_inverse.predict import PresetPredictor, clip_candidates  # noqa: E402
 from vital_inverse.preset import load_vital  # noqa: E402
-from vital_inverse.session import match_audio  # noqa: E402
+from vital_inverse.session import match_audio, retune_candidates  # noqa: E402
 
 VEL, NOTE_S, RENDER_S = 0.8, 1.5, 2.0
 METRICS = ("mss", "wmfcc", "sot", "rms", "mrstft", "f0_cents")
@@ -94,27 +94,6 @@ def targets(args):
         for note in args.notes:
             raw = renderer.render(truth, note, VEL, NOTE_S, RENDER_S)
             yield path.stem, note, analyze(raw, 44100, f"{path.stem}@{note}")
-
-
-def retuned(candidates, a):
-    """Candidates shifted onto the clip's f0 as the app does before scoring (``tuning.retune``)."""
-    import dataclasses
-
-    from vital_inverse.tuning import retune
-
-    renderer = _renderer()
-
-    def render(presets):
-        out = []
-        for p in presets:
-            try:
-                out.append(renderer.render(p, a.note, VEL, a.note_seconds, a.render_seconds))
-            except Exception as e:  # noqa: BLE001 - retune leaves a failed preset as it is
-                out.append(e)
-        return out
-
-    tuned = retune([c.preset for c in candidates], a, render)
-    return [c if p is c.preset else dataclasses.replace(c, preset=p) for c, p in zip(candidates, tuned)]
 
 
 def best_of(candidates, a) -> tuple[int, list[float], list[np.ndarray]]:
@@ -213,7 +192,7 @@ def run(args) -> None:
             t1 = time.perf_counter()
             own = clip_candidates(a, [network[0].preset])
             resynth_s = time.perf_counter() - t1
-            every = retuned(network + own, a)
+            every = retune_candidates(network + own, a, _renderer())
             chosen, losses, matched = best_of(every, a)
             own_i = [i for i, c in enumerate(every) if c.source in CLIP_KINDS]
             net_i = list(range(len(network)))
