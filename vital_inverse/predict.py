@@ -36,10 +36,9 @@ _CLIP_LABELS = {
     "noise": "noise through a filter, fitted envelope (unpitched clip)",
     "drum": "a sine whose pitch falls with envelope 3, fitted to the clip (pitched drum)",
 }
-#: Generative-head samples ``predict`` adds per clip by default. Measured (BENCHMARKS.md, "Generative head"): with
-#: the shipped head, K=32 samples cost ~10 s of renders on 2 loaded cores and were the closest of all candidates for
-#: 2 of 30 human-preset targets, so the app does not pay for them by default; pass ``generative=K`` to add them
-#: (``generative()`` samples 32), and refinement's categorical moves use the head's beliefs.
+#: Generative-head samples ``predict`` adds per clip by default: none, since the same renders spent on retrieved
+#: presets match better (BENCHMARKS.md, "Generative head"); pass ``generative=K`` to add them. Refinement's
+#: categorical moves use the head's beliefs either way.
 GENERATIVE_K = 0
 #: Where anchored samples start on the flow's path (see ``PresetPredictor.flow_samples``), cycled per round.
 ANCHOR_T0 = (0.6, 0.8)
