@@ -119,7 +119,9 @@ CLIP_WORDS = {
     "resynthesis": "a sound built from your clip itself (its own wavetable, under a fitted envelope)",
     "resynthesis+noise": "a sound built from your clip itself (its own wavetable and noise, fitted envelope)",
     "mixed": "the model's best guess playing your clip's own wavetable",
+    "resynthesis+width": "a sound built from your clip itself (its own wavetable, two voices spread as wide as your clip)",
     "noise": "noise through a filter, shaped like your clip",
+    "drum": "a drum built for your clip (a sine whose pitch falls as your clip's does)",
 }
 
 

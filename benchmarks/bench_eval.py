@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 HUMAN = ROOT.parent / "shared" / "data" / "human-presets"
 
 from vital_inverse import evaluate as ev
-from vital_inverse import summary as sm
+from vital_inverse.evaluate import summary as sm
 
 TABLE_METRICS = ("mss", "mrstft", "wmfcc", "sot", "rms", "f0_cents")
 SHORT = {"mss": "MSS dB", "mrstft": "MRSTFT", "wmfcc": "wMFCC", "sot": "SOT", "rms": "RMS cos ↑",

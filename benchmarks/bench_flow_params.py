@@ -27,18 +27,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from vital_inverse.data import dataset as ds  # noqa: E402
+from vital_inverse.evaluate import param_errors  # noqa: E402
 from vital_inverse.flow import FlowCodec, condition, sample  # noqa: E402
 from vital_inverse.predict import PresetPredictor  # noqa: E402
 from vital_inverse.training.losses import values_of  # noqa: E402
 
 
 def score(space, truth: dict, values: dict) -> tuple[float, float]:
-    audible = space.audible(truth)
-    ci = [i for i, p in enumerate(space.continuous) if p.name in audible]
-    mae = float(np.mean(np.abs(space.continuous_vector(values)[ci] - space.continuous_vector(truth)[ci]))) if ci else 0.0
-    cats = [p for p in space.categorical if p.name in audible]
-    acc = float(np.mean([p.index_of(values[p.name]) == p.index_of(truth[p.name]) for p in cats])) if cats else 1.0
-    return mae, acc
+    """``evaluate.param_errors`` (MAE, accuracy over what is audible for the truth), 0 and 1 where nothing is."""
+    mae, acc = param_errors(space, truth, values)
+    return (0.0 if np.isnan(mae) else mae), (1.0 if np.isnan(acc) else acc)
 
 
 def main(argv=None) -> int:

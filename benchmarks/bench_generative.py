@@ -204,7 +204,7 @@ def latency(predictor, pool, args) -> str:
         cands = predictor.generative(a, 32)
         out["sample"].append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        tuned = session._retuned(cands, a, pool)
+        tuned = session.retune_candidates(cands, a, pool)
         out["retune"].append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         scoring.score_presets(pool, [c.preset for c in tuned], a)
@@ -215,7 +215,7 @@ def latency(predictor, pool, args) -> str:
             + f"| sample 32 presets (flow, {predictor.flow.cfg.steps} Heun steps) | {med['sample']:.3f} |\n"
             + f"| render + score 32 in the workers (app: `scoring.score_presets`) | {med['render']:.2f} |\n"
             + f"| sample + render + score | {med['sample'] + med['render']:.2f} |\n"
-            + f"| retune renders the app adds before that (`_retuned`, one render each) | {med['retune']:.2f} |\n"
+            + f"| retune renders the app adds before that (`retune_candidates`, one render each) | {med['retune']:.2f} |\n"
             + f"| total as the app runs it | {med['sample'] + med['retune'] + med['render']:.2f} |\n")
 
 

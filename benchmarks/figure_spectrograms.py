@@ -30,7 +30,7 @@ HUMAN = ROOT.parent / "shared" / "data" / "human-presets"
 DEFAULT_PRESETS = "PS-20-Oboe,LexaproPad,NierBassLayerOne,UmbraLead"
 
 from vital_inverse import evaluate as ev
-from vital_inverse.plots import HOP, N_MELS, TOP_DB, _mel_axis_hz, _mel_power
+from vital_inverse.plots import HOP, N_MELS, TOP_DB, mel_axis_hz, mono_mel_power, power_db
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -86,17 +86,17 @@ def draw(rows: list[dict], out: Path, budget: int) -> Path:
     fig = Figure(figsize=(12, 2.6 * len(rows) + 0.6), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(len(rows), 3, sharey=True, squeeze=False)
-    mel_hz = _mel_axis_hz(sr)
+    mel_hz = mel_axis_hz(sr)
     image = None
     for r, row in enumerate(rows):
-        powers = [_mel_power(row[k], sr) for k in ("original", "predicted", "refined")]
+        powers = [mono_mel_power(row[k], sr) for k in ("original", "predicted", "refined")]
         ref = max(max(float(p.max()) for p in powers), 1e-12)
         titles = [f"{row['name']}: original ({row['analysis'].note_name()})",
                   f"predicted, MSS {row['mss_predicted']:.1f} dB",
                   f"refined ({row['renders']} renders), MSS {row['mss_refined']:.1f} dB"]
         for c, (p, title) in enumerate(zip(powers, titles)):
             ax = axes[r, c]
-            db = np.maximum(10.0 * np.log10(np.maximum(p, 1e-12) / ref), -TOP_DB)
+            db = power_db(p, ref)
             image = ax.imshow(db, origin="lower", aspect="auto", cmap="magma", vmin=-TOP_DB, vmax=0.0,
                               extent=(0.0, db.shape[1] * HOP / sr, 0, N_MELS), interpolation="nearest")
             ax.set_title(title, fontsize=10)

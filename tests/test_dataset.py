@@ -49,7 +49,7 @@ def test_items_depend_only_on_seed_and_index(space):
 def test_latin_hypercube_covers_each_stratum(space):
     """Within a block, each parameter's uniforms fall one per stratum."""
     s = PresetSampler(space, 9)
-    strata = s._block_strata(0)
+    strata = s.block_strata(0)
     assert all(sorted(row) == list(range(strata.shape[1])) for row in strata)
 
 

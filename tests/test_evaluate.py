@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from vital_inverse import evaluate as ev
-from vital_inverse.baselines import MeanBaseline, NearestNeighbour, mean_from_vectors
+from vital_inverse.evaluate.baselines import MeanBaseline, NearestNeighbour, mean_from_vectors
 from vital_inverse.data import dataset as ds
 from vital_inverse.data.generate import run
 from vital_inverse.data.sampling import PresetSampler, mean_values
@@ -163,3 +163,22 @@ def test_bad_arguments_raise_clear_errors(tmp_path, dataset):
     with pytest.raises(ev.EvaluateError, match="--train-data"):
         ev.evaluate(f"presets:{tmp_path / 'p'}", "nearest", tmp_path / "o", workers=0)
     assert ev.parse_methods("refine") == ["predict", "refine"]
+
+
+def test_both_command_lines_refuse_bad_arguments_in_one_line(tmp_path):
+    """``python -m vital_inverse.evaluate`` and ``vital-inverse evaluate`` share one parser: a bad set or note
+    is one ``error:`` line and exit code 2, before anything loads or renders."""
+    import subprocess
+    import sys
+
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "x.vital").write_text("{}")
+    for entry in (["-m", "vital_inverse.evaluate"], ["-m", "vital_inverse.cli", "evaluate"]):
+        for args, said in ((["--set", "human:/nowhere"], "synthetic:DIR"),
+                           (["--set", f"presets:{tmp_path / 'p'}", "--notes", "200"], "MIDI numbers 0-127")):
+            r = subprocess.run([sys.executable, *entry, *args, "--method", "init", "--out", str(tmp_path / "o")],
+                               capture_output=True, text=True, timeout=120)
+            assert r.returncode == 2, (entry, args, r.stderr)
+            lines = r.stderr.strip().splitlines()
+            assert len(lines) == 1 and lines[0].startswith("error:") and said in lines[0], (entry, r.stderr)
+            assert not (tmp_path / "o").exists()

@@ -29,8 +29,11 @@ from vital_inverse.training.train import TrainConfig, train
 SECONDS = 0.5
 
 
-def test_codec_round_trips_sampled_presets(space):
-    codec = FlowCodec(space)
+@pytest.mark.parametrize("one_hot_ordinals", [False, True])
+def test_codec_round_trips_sampled_presets(space, one_hot_ordinals):
+    codec = FlowCodec(space, one_hot_ordinals)
+    if one_hot_ordinals:  # a transpose is a choice among the prior's intervals, not a number a sample can miss
+        assert codec.n_continuous < len(space.continuous) and len(codec.sizes) > len(space.categorical)
     presets = [sample_preset(space, 11, i) for i in range(6)]
     cont = np.stack([space.continuous_vector(p.values) for p in presets])
     cat = np.stack([space.categorical_indices(p.values) for p in presets])

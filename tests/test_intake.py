@@ -329,13 +329,13 @@ def test_surround_downmix_keeps_centre_and_sides():
     x = saw(220.0, sr, 0.5)
     six = np.zeros((6, len(x)))
     six[2] = x  # centre only
-    st_c = intake._downmix_to_stereo(six)
+    st_c = intake.downmix_to_stereo(six)
     assert np.allclose(st_c[0], st_c[1]) and np.abs(st_c).max() > 0.1
     six = np.zeros((6, len(x)))
     six[1] = x  # right only
-    st_r = intake._downmix_to_stereo(six)
+    st_r = intake.downmix_to_stereo(six)
     assert np.abs(st_r[0]).max() == 0 and np.abs(st_r[1]).max() > 0.1
-    assert intake._downmix_to_stereo(np.tile(x, (11, 1))).shape == (2, len(x))
+    assert intake.downmix_to_stereo(np.tile(x, (11, 1))).shape == (2, len(x))
 
 
 @pytest.mark.parametrize("real, named", [("MP3", "wav"), ("FLAC", "ogg"), ("WAV", "mp3"), ("OGG", "flac")])

@@ -208,7 +208,7 @@ def test_noise_layer_adds_what_lies_between_the_harmonics(renderer):
     noisy = rs.noise_layer(a, start, renderer=renderer)
     assert noisy is not None and noisy.values["sample_on"] == 1.0
     kinds = [k for k, _ in rs.starts(a)]
-    assert kinds == ["resynthesis", "resynthesis+noise"]
+    assert kinds[:2] == ["resynthesis", "resynthesis+noise"]  # (+ the width start: the noise is wide)
 
     def rendered_share(p: Preset) -> float:  # measured at the clip's f0 (noise can sway a render's own estimate)
         return rs.residual_fraction(replace(analyze(_render(renderer, p, a), SR, "render"), f0_hz=a.f0_hz))

@@ -79,6 +79,7 @@ class FlowConfig:
     steps: int = 12  # Heun steps at sampling (2 network calls each)
     guidance: float = 1.0  # classifier-free guidance weight at sampling (1 = plain conditional)
     temperature: float = 1.0  # scale of the starting noise at sampling (< 1: samples nearer the modes)
+    one_hot_ordinals: bool = False  # FlowCodec layout: few-valued ordinals (transposes) as one-hot blocks
     space_hash: str = ""
     encoder_fingerprint: str = ""
 
@@ -100,27 +101,44 @@ class FlowConfig:
 
 
 class FlowCodec:
-    """ParamSpace values <-> the flow's vector in [-1, 1]^V (continuous first, then one-hot blocks)."""
+    """ParamSpace values <-> the flow's vector in [-1, 1]^V: continuous values first, then one one-hot block per
+    categorical, then (``one_hot_ordinals``) one per ordinal the training prior draws from a few values only
+    (transposes, unison voices): as a continuous value, a sample's small error there is a wrong interval
+    (0.125 normalised = 12 semitones of transpose), as a block it is a choice among the values that exist."""
 
-    def __init__(self, space: ParamSpace) -> None:
+    def __init__(self, space: ParamSpace, one_hot_ordinals: bool = False) -> None:
+        from .predict import prior_supports
+
         self.space = space
-        self.n_continuous = len(space.continuous)
-        self.sizes = [p.size for p in space.categorical]
+        supports = prior_supports(space) if one_hot_ordinals else {}
+        names = [p.name for p in space.continuous]
+        self.ordinals = [(names.index(n), np.array([space[n].normalize(v) for v in sup])) for n, sup in supports.items()]
+        skip = {i for i, _ in self.ordinals}
+        self.plain = np.array([i for i in range(len(names)) if i not in skip], np.int64)
+        self.n_continuous = len(self.plain)
+        self.sizes = [p.size for p in space.categorical] + [len(sup) for _, sup in self.ordinals]
         self.offsets = np.cumsum([self.n_continuous, *self.sizes])[:-1]
+
+    @classmethod
+    def for_net(cls, net: VelocityNet, space: ParamSpace) -> FlowCodec:
+        """The codec a trained flow's vectors are in."""
+        return cls(space, net.cfg.one_hot_ordinals)
 
     @property
     def dim(self) -> int:
         return self.n_continuous + sum(self.sizes)
 
     def encode_arrays(self, continuous: np.ndarray, categorical: np.ndarray) -> np.ndarray:
-        """(P, n_continuous) normalised [0, 1] + (P, n_categorical) option indices -> (P, V) float32."""
+        """(P, all continuous) normalised [0, 1] + (P, n_categorical) option indices -> (P, V) float32."""
         continuous = np.asarray(continuous, np.float32)
         categorical = np.asarray(categorical, np.int64)
+        choice = np.concatenate([categorical] + [np.abs(continuous[:, [i]] - sup[None, :]).argmin(1)[:, None]
+                                                 for i, sup in self.ordinals], axis=1)
         out = -np.ones((len(continuous), self.dim), np.float32)
-        out[:, : self.n_continuous] = 2.0 * np.clip(continuous, 0.0, 1.0) - 1.0
+        out[:, : self.n_continuous] = 2.0 * np.clip(continuous[:, self.plain], 0.0, 1.0) - 1.0
         rows = np.arange(len(continuous))
         for j, off in enumerate(self.offsets):
-            out[rows, off + categorical[:, j]] = 1.0
+            out[rows, off + choice[:, j]] = 1.0
         return out
 
     def encode_values(self, values: list[dict[str, float]]) -> np.ndarray:
@@ -130,10 +148,17 @@ class FlowCodec:
         return self.encode_arrays(cont, cat)
 
     def split(self, x: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
-        """(P, V) -> (continuous in [0, 1] (P, n_continuous), one block (P, size) per categorical)."""
+        """(P, V) -> (every continuous value in [0, 1] (P, n), one block (P, size) per categorical).
+
+        Ordinal blocks are decoded here by arg-max into their continuous values."""
         x = np.asarray(x, np.float64)
-        cont = np.clip((x[:, : self.n_continuous] + 1.0) / 2.0, 0.0, 1.0)
-        return cont, [x[:, off:off + n] for off, n in zip(self.offsets, self.sizes)]
+        blocks = [x[:, off:off + n] for off, n in zip(self.offsets, self.sizes)]
+        n_cat = len(self.space.categorical)
+        cont = np.zeros((len(x), len(self.space.continuous)))
+        cont[:, self.plain] = np.clip((x[:, : self.n_continuous] + 1.0) / 2.0, 0.0, 1.0)
+        for (i, sup), b in zip(self.ordinals, blocks[n_cat:]):
+            cont[:, i] = sup[b.argmax(1)]
+        return cont, blocks[:n_cat]
 
     def decode(self, x: np.ndarray) -> list[dict[str, float]]:
         """(P, V) -> P raw value dicts: continuous clipped, categoricals by arg-max, ordinals snapped

@@ -10,7 +10,7 @@ Shapes: B batch, M mels, T frames, D embedding.
   course survives.
 - ``ASTEncoder``: audio (B, n) at 16 kHz -> (B, 768), a frozen
   ``MIT/ast-finetuned-audioset-10-10-0.4593`` with learned softmax weights
-  over its 13 hidden states, pooled over time (report section 5.2).
+  over its 13 hidden states, pooled over time.
   Its per-layer pooled states can be cached once per dataset
   (``layer_states``) and the layer mix trained on the cache.
 - ``ParamHeads``: (B, D) + MIDI note -> continuous parameters in [0, 1]
@@ -81,8 +81,7 @@ class CompactEncoder(nn.Module):
 
     Mels are channels and convolutions run over time (as in TC-ResNet),
     with a stride-2 stem: about 10 M multiply-adds per 1.5 s clip, against
-    165 M for the 2-D CNN first tried here (7-10 s per batch of 64 on this
-    2-core CPU under load). Absolute frequency
+    165 M for a 2-D CNN (too slow to train on a CPU). Absolute frequency
     matters here (a cutoff, a formant), so giving up translation
     invariance along frequency costs little. The time axis is pooled to
     ``time_segments`` averages plus global mean/max: the envelope's course

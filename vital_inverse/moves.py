@@ -42,7 +42,7 @@ class CategoricalMoves:
         if predictor.flow is not None:
             from .flow import FlowCodec
 
-            probs = FlowCodec(predictor.space).option_probabilities(predictor.flow_samples(analysis, samples))
+            probs = FlowCodec.for_net(predictor.flow, predictor.space).option_probabilities(predictor.flow_samples(analysis, samples))
         else:
             probs = predictor.distributions(analysis.audio, analysis.note)[2]
         return cls(predictor.space, probs, locked)

@@ -69,7 +69,7 @@ class Row:
 
 @dataclass(frozen=True)
 class Route:
-    """A fixed modulation route whose amount is a parameter (report section 8.2)."""
+    """A fixed modulation route whose amount is a parameter."""
 
     name: str
     source: str
@@ -353,7 +353,7 @@ class ParamSpace:
 
     def canonical(self, values: Mapping[str, float]) -> dict[str, float]:
         """Copy where switched-off oscillators play the Init table: silent either way,
-        and every multi-frame table costs Vital 35-50 ms to build when a preset loads."""
+        and every multi-frame table costs Vital time to build when a preset loads."""
         out = dict(values)
         for k in range(1, N_OSCILLATORS + 1):
             if self[f"osc_{k}_on"].index_of(out[f"osc_{k}_on"]) == 0:

@@ -21,7 +21,17 @@ import numpy as np
 from .constants import SAMPLE_RATE
 from .features import mel_power
 
-__all__ = ["LOSS_COLUMNS", "SERIES_BEST", "SERIES_GENERATION", "log_mel_db", "loss_plot_data", "spectrogram_figure"]
+__all__ = [
+    "LOSS_COLUMNS",
+    "SERIES_BEST",
+    "SERIES_GENERATION",
+    "log_mel_db",
+    "loss_plot_data",
+    "mel_axis_hz",
+    "mono_mel_power",
+    "power_db",
+    "spectrogram_figure",
+]
 
 N_FFT = 2048
 HOP = 512
@@ -42,7 +52,7 @@ def _mono(audio: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a.reshape(-1))
 
 
-def _mel_power(audio: np.ndarray, sr: int) -> np.ndarray:
+def mono_mel_power(audio: np.ndarray, sr: int) -> np.ndarray:
     """Mel power (n_mels, frames) of the mono mix (`features.mel_power`: periodic Hann, centred frames)."""
     x = _mono(audio)
     if len(x) < N_FFT:
@@ -50,15 +60,15 @@ def _mel_power(audio: np.ndarray, sr: int) -> np.ndarray:
     return mel_power(x, N_FFT, HOP, N_MELS, sr, 20.0, min(FMAX, sr / 2))
 
 
-def _db(power: np.ndarray, ref: float) -> np.ndarray:
+def power_db(power: np.ndarray, ref: float) -> np.ndarray:
     """Power in dB re `ref`, floored at -TOP_DB."""
     return np.maximum(librosa.power_to_db(power, ref=max(ref, 1e-12), amin=1e-12, top_db=None), -TOP_DB)
 
 
 def log_mel_db(audio: np.ndarray, sr: int = SAMPLE_RATE, ref: float | None = None) -> np.ndarray:
     """Log-mel power in dB re ``ref`` (default: the signal's own maximum), floored at -TOP_DB."""
-    p = _mel_power(audio, sr)
-    return _db(p, float(p.max()) if ref is None else float(ref))
+    p = mono_mel_power(audio, sr)
+    return power_db(p, float(p.max()) if ref is None else float(ref))
 
 
 def spectrogram_figure(original: np.ndarray, predicted: np.ndarray | None, refined: np.ndarray | None = None,
@@ -73,7 +83,7 @@ def spectrogram_figure(original: np.ndarray, predicted: np.ndarray | None, refin
     from PIL import Image
 
     sounds = [original, predicted, refined]
-    powers = [None if s is None else _mel_power(s, sr) for s in sounds]
+    powers = [None if s is None else mono_mel_power(s, sr) for s in sounds]
     ref = max(float(p.max()) for p in powers if p is not None)
     ref = ref if ref > 0 else 1.0
     from matplotlib.ticker import MaxNLocator
@@ -86,7 +96,7 @@ def spectrogram_figure(original: np.ndarray, predicted: np.ndarray | None, refin
                                                          "top": 0.82, "wspace": 0.08})
     fig.suptitle("Log-mel spectrograms, one dB scale (brighter = louder)", fontsize=13, y=0.975)
     image = None
-    mel_hz = _mel_axis_hz(sr)
+    mel_hz = mel_axis_hz(sr)
     empty = {1: "Press Analyze", 2: "Press Refine"}
     for i, (ax, p, title) in enumerate(zip(axes, powers, titles)):
         ax.set_title(title, fontsize=13)
@@ -99,7 +109,7 @@ def spectrogram_figure(original: np.ndarray, predicted: np.ndarray | None, refin
             ax.text(0.5, 0.5, empty.get(i, "—"), ha="center", va="center", transform=ax.transAxes, color="#777777")
             ax.set_xticks([])
             continue
-        db = _db(p, ref)
+        db = power_db(p, ref)
         seconds = db.shape[1] * HOP / sr
         image = ax.imshow(db, origin="lower", aspect="auto", cmap="magma", vmin=-TOP_DB, vmax=0.0,
                           extent=(0.0, seconds, 0, N_MELS), interpolation="nearest")
@@ -115,7 +125,8 @@ def spectrogram_figure(original: np.ndarray, predicted: np.ndarray | None, refin
 
 
 @functools.lru_cache(maxsize=4)
-def _mel_axis_hz(sr: int) -> np.ndarray:
+def mel_axis_hz(sr: int) -> np.ndarray:
+    """Centre frequency (Hz) of each mel band of ``mono_mel_power``, (N_MELS,)."""
     return librosa.mel_frequencies(n_mels=N_MELS, fmin=20.0, fmax=min(FMAX, sr / 2))
 
 

@@ -32,12 +32,13 @@ _CLIP_LABELS = {
     "resynthesis": "the clip's own wavetable, swept in time, fitted envelope (resynthesis)",
     "resynthesis+noise": "the clip's own wavetable and its noise, fitted envelope (resynthesis)",
     "mixed": "best guess with the clip's own wavetable in oscillator 1",
+    "resynthesis+width": "the clip's own wavetable in 2-voice unison, detune fitted to its width (resynthesis)",
     "noise": "noise through a filter, fitted envelope (unpitched clip)",
+    "drum": "a sine whose pitch falls with envelope 3, fitted to the clip (pitched drum)",
 }
-#: Generative-head samples ``predict`` adds per clip by default. Measured (BENCHMARKS.md, "Generative head"): with
-#: the shipped head, K=32 samples cost ~10 s of renders on 2 loaded cores and were the closest of all candidates for
-#: 2 of 30 human-preset targets, so the app does not pay for them by default; pass ``generative=K`` to add them
-#: (``generative()`` samples 32), and refinement's categorical moves use the head's beliefs.
+#: Generative-head samples ``predict`` adds per clip by default: none, since the same renders spent on retrieved
+#: presets match better (BENCHMARKS.md, "Generative head"); pass ``generative=K`` to add them. Refinement's
+#: categorical moves use the head's beliefs either way.
 GENERATIVE_K = 0
 #: Where anchored samples start on the flow's path (see ``PresetPredictor.flow_samples``), cycled per round.
 ANCHOR_T0 = (0.6, 0.8)
@@ -53,7 +54,7 @@ class Candidate:
 
     #: "network", "retrieval" (a training preset that sounds alike), "generative" (a sample of the
     #: generative head), or a start made of the clip (``resynthesis`` module): "resynthesis", "mixed"
-    #: (network modules + the clip's table), "noise"
+    #: (network modules + the clip's table), "resynthesis+noise", "resynthesis+width", "noise", "drum"
     source: str = "network"
 
     @property
@@ -94,14 +95,21 @@ def snap_to_prior_support(space: ParamSpace, values: dict[str, float]) -> dict[s
     wrong note); the training data never held anything else, so the
     nearest supported value is the most probable one.
     """
-    from .data.sampling import CONTINUOUS_PRIORS, _match
-
     out = dict(values)
+    for name, support in prior_supports(space).items():
+        out[name] = float(support[np.argmin(np.abs(support - out[name]))])
+    return out
+
+
+def prior_supports(space: ParamSpace) -> dict[str, np.ndarray]:
+    """Raw values of each continuous (ordinal) parameter the training prior draws from a few values only."""
+    from .data.sampling import CONTINUOUS_PRIORS, prior_for
+
+    out = {}
     for p in space.continuous:
-        prior = _match(p.name, CONTINUOUS_PRIORS)
+        prior = prior_for(p.name, CONTINUOUS_PRIORS)
         if prior is not None and prior.discrete:
-            support = np.array([v for v, _ in prior.discrete], dtype=np.float64)
-            out[p.name] = float(support[np.argmin(np.abs(support - out[p.name]))])
+            out[p.name] = np.array([v for v, _ in prior.discrete], dtype=np.float64)
     return out
 
 
@@ -233,7 +241,7 @@ class PresetPredictor:
         if anchors > 0 and self.index is not None and t0:
             mel = log_mel(analysis.audio, self.features)
             near = [p.values for p, _ in self.index.presets(self.space, mel, analysis.note, min(anchors, k))]
-            vecs = FlowCodec(self.space).encode_values(near)
+            vecs = FlowCodec.for_net(self.flow, self.space).encode_values(near)
             rows = np.arange(k)
             start = torch.from_numpy(vecs[rows % len(near)])
             times = torch.tensor([t0[(i // len(near)) % len(t0)] for i in rows], dtype=torch.float32)
@@ -249,7 +257,7 @@ class PresetPredictor:
         name = getattr(analysis, "source_name", "clip")
         out = []
         x = self.flow_samples(analysis, k, seed, temperature, anchors, t0)
-        for i, values in enumerate(FlowCodec(self.space).decode(x)):
+        for i, values in enumerate(FlowCodec.for_net(self.flow, self.space).decode(x)):
             preset = Preset(values=values, name=f"{name} (Vital Inverse)",
                             comments="Sampled by Vital Inverse's generative head", space_hash=self.space.hash)
             out.append(Candidate(preset, float(i + 1), {}, source="generative"))
@@ -272,8 +280,9 @@ class PresetPredictor:
 
 
 def clip_candidates(analysis, others: Sequence[Preset] = ()) -> list[Candidate]:
-    """Starts made of the clip (``resynthesis.starts``): its own swept table under a fitted envelope,
-    the same table with the modules of each of ``others``, or a noise start for an unpitched clip.
+    """Starts made of the clip (``resynthesis.starts``): its own swept table under a fitted envelope (alone,
+    with its noise, in a unison as wide as the clip), the same table with the modules of each of ``others``;
+    for an unpitched clip a drum start (falling pitch), a table at a chord's common f0, or a noise start.
 
     Empty when the clip cannot be resynthesised (nothing at its harmonics):
     the other candidates still stand.

@@ -2,10 +2,9 @@
 """Retrieval candidates: the training presets whose log-mels are nearest to a clip.
 
 Regression heads trained with MSE drift towards average settings; a
-training preset that *sounds* like the clip is often a better start.
-Measured on the 32 human presets (MIDI 48/60/72, median MSS): nearest
-neighbour by log-mel 8.3 dB against 11.7 dB for the network alone (see
-BENCHMARKS.md), so the predictor offers both and the renderer picks.
+training preset that *sounds* like the clip is often a better start (on
+the human presets it beats the network alone: BENCHMARKS.md, "Predictor
+and baselines"), so the predictor offers both and the renderer picks.
 
 The index is small enough to ship inside a checkpoint: log-mels are
 projected on their top principal components (PCA keeps L2 distances in

@@ -48,6 +48,7 @@ __all__ = [
     "match_clip",
     "parameter_table",
     "refine_stream",
+    "retune_candidates",
     "safe_stem",
     "warm_worker",
     "write_wav",
@@ -170,7 +171,7 @@ def _rescore_renders() -> int:
     return max(1, RESCORE_RENDERS)
 
 
-def _retuned(candidates: list, a: Analysis, renderer) -> list:
+def retune_candidates(candidates: list, a: Analysis, renderer) -> list:
     """Candidates shifted onto the clip's f0 (``tuning.retune``); unpitched clips: unchanged."""
     from .scoring import jobs_for, render_each
     from .tuning import retune
@@ -218,7 +219,7 @@ def analyze_clip(path, predictor, renderer, k: int = 4, *, limits: IntakeLimits 
 
     say(0.3, f"Tuning {len(candidates)} candidates to {analysis.note_name()}")
     t = time.perf_counter()
-    candidates = _retuned(candidates, analysis, renderer)
+    candidates = retune_candidates(candidates, analysis, renderer)
     timings["tune"] = time.perf_counter() - t
     say(0.35, f"Rendering and comparing {len(candidates)} candidates")
     t = time.perf_counter()
@@ -263,6 +264,7 @@ def refine_stream(state: MatchState, budget, seed: int = 0, renderer=None, *,
     fresh renders beat it, so the reported best never goes up.
     """
     from . import refine as rf
+    from .resynthesis import CLIP_START_KINDS, clip_refine_config
 
     stop = state.stop if stop is None else stop
     stop.clear()
@@ -271,6 +273,9 @@ def refine_stream(state: MatchState, budget, seed: int = 0, renderer=None, *,
     run = state.refine_runs
     t0 = time.perf_counter()
     refine_kwargs.setdefault("incumbent", (state.best_loss, state.best_audio))
+    if state.candidates and getattr(state.candidates[state.best_index], "source", "") in CLIP_START_KINDS:
+        # a start made of the clip: search only what its table and envelope leave open (resynthesis.search_locks)
+        refine_kwargs["config"] = clip_refine_config(refine_kwargs.get("config"))
     gen = rf.refine(state.analysis, [start], budget, seed=int(seed) + run, renderer=renderer, stop=stop,
                     **refine_kwargs)
     history = list(state.history)

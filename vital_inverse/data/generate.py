@@ -21,6 +21,7 @@ import numpy as np
 from ..constants import SILENT_RENDER_PEAK
 from ..features import log_mel
 from ..params import ParamSpace, default_space
+from ..progress import progress_bar
 from . import dataset as ds
 from .sampling import PresetSampler
 
@@ -148,7 +149,8 @@ def run(root: str | Path, meta: ds.DatasetMeta, workers: int | None = None, back
     items_todo = sum(len(meta.shard_range(s)) for s in todo)
     t0 = time.perf_counter()
     results: list[ShardResult] = []
-    bar = _bar(items_todo, progress, f"generate ({backend}, {workers} workers)")
+    bar = progress_bar(items_todo, f"generate ({backend}, {workers} workers)", unit="preset", enabled=progress,
+                       smoothing=0.05)
     try:
         if backend == "local":
             results = _local(root, meta, todo, workers, bar)
@@ -241,19 +243,3 @@ def _ray_shard(root: str, meta_json: str, shard: int) -> ShardResult:
 
     single_threaded_math()
     return generate_shard(root, ds.DatasetMeta.from_json(meta_json), shard)
-
-
-class _NullBar:
-    def update(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _bar(total: int, enabled: bool, desc: str):
-    if not enabled:
-        return _NullBar()
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit="preset", smoothing=0.05)

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Perceptual importance weights (report section 6.2).
+"""Perceptual importance weights: how much each continuous parameter changes the sound.
 
 For each continuous parameter: the mean MRSTFT change caused by a small
 step around many sampled presets, over the presets where that parameter is
@@ -22,6 +22,7 @@ import numpy as np
 
 from ..constants import RENDER_VELOCITY
 from ..params import ParamSpace, default_space
+from ..progress import progress_bar
 from ..synth import ParallelRenderer, RenderJob
 from .sampling import PresetSampler
 
@@ -53,7 +54,7 @@ def compute(space: ParamSpace | None = None, cfg: ImportanceConfig = ImportanceC
     counts = np.zeros(len(cont))
     noise = []
     t0 = time.perf_counter()
-    bar = _bar(cfg.n_presets, progress)
+    bar = progress_bar(cfg.n_presets, "importance", unit="preset", enabled=progress, smoothing=0.05)
     with ParallelRenderer(workers) as pr:
         for i in range(cfg.n_presets):
             base = sampler.preset(i)
@@ -128,9 +129,3 @@ def plot(weights: dict[str, float], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-
-
-def _bar(total: int, enabled: bool):
-    from .generate import _bar as bar
-
-    return bar(total, enabled, "importance")

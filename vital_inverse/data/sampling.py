@@ -110,7 +110,8 @@ CATEGORICAL_PRIORS: dict[str, dict[str, float]] = {
 }
 
 
-def _match(name: str, table) -> object | None:
+def prior_for(name: str, table) -> object | None:
+    """The entry of a prior table (``CONTINUOUS_PRIORS``, ``CATEGORICAL_PRIORS``) whose glob matches ``name``, or None."""
     items = table.items() if isinstance(table, dict) else table
     for pattern, value in items:
         if fnmatch.fnmatchcase(name, pattern):
@@ -124,11 +125,11 @@ class PresetSampler:
     def __init__(self, space: ParamSpace, seed: int) -> None:
         self.space = space
         self.seed = int(seed)
-        self._priors = [(_match(p.name, CONTINUOUS_PRIORS) or Prior()) for p in space.continuous]
+        self._priors = [(prior_for(p.name, CONTINUOUS_PRIORS) or Prior()) for p in space.continuous]
         self._weights = [self._categorical_weights(p) for p in space.categorical]
 
     def _categorical_weights(self, p) -> np.ndarray:
-        table = _match(p.name, CATEGORICAL_PRIORS) or {}
+        table = prior_for(p.name, CATEGORICAL_PRIORS) or {}
         w = np.array([table.get(o, np.nan) for o in p.options], dtype=np.float64)
         free = np.isnan(w)
         left = max(0.0, 1.0 - np.nansum(w))
@@ -137,13 +138,13 @@ class PresetSampler:
 
     # -- continuous ---------------------------------------------------------
     @functools.lru_cache(maxsize=4)
-    def _block_strata(self, block: int) -> np.ndarray:
+    def block_strata(self, block: int) -> np.ndarray:
         """(n_continuous, BLOCK) stratum of each row, one permutation per parameter."""
         rng = np.random.default_rng([self.seed, 1, block])
         return np.stack([rng.permutation(BLOCK) for _ in self.space.continuous])
 
     def _uniforms(self, index: int, rng: np.random.Generator) -> np.ndarray:
-        strata = self._block_strata(index // BLOCK)[:, index % BLOCK]
+        strata = self.block_strata(index // BLOCK)[:, index % BLOCK]
         return (strata + rng.random(len(strata))) / BLOCK
 
     def _ppf(self, p, prior: Prior, u: float) -> float:

@@ -21,7 +21,7 @@ from .audio import (
     SILENCE_FLOOR_DB,
     IntakeError,
     IntakeLimits,
-    _downmix_to_stereo,
+    downmix_to_stereo,
     load_audio,
 )
 from .pitch import PITCHED_CONFIDENCE, detect_chord, detect_pitch, midi_name, nearest_note, yin_cmndf
@@ -41,6 +41,7 @@ __all__ = [
     "analyze_file",
     "detect_chord",
     "detect_pitch",
+    "downmix_to_stereo",
     "load_audio",
     "midi_name",
     "nearest_note",

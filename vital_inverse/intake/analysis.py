@@ -3,7 +3,7 @@
 
 validate and scale (`audio.prepare`) -> onset and trailing silence (`timing`) -> the first
 note, at most `IntakeLimits.analysis_seconds`, resampled to 44.1 kHz -> note length
-(`timing._release_start`) -> pitch, chord, drum check on the steady part (`pitch`) ->
+(`timing.key_held_seconds`) -> pitch, chord, drum check on the steady part (`pitch`) ->
 peak-normalised to -1 dBFS.
 """
 

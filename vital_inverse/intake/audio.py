@@ -409,7 +409,7 @@ def _as_channels_first(audio) -> np.ndarray:
     return a
 
 
-def _downmix_to_stereo(a: np.ndarray) -> np.ndarray:
+def downmix_to_stereo(a: np.ndarray) -> np.ndarray:
     """(channels, n) -> (2, n). Mono is duplicated; surround uses WAV channel order
     (L R C LFE BL BR SL SR; 3 = L R C, 4 = quad, 5 = L R C BL BR) with centre and
     surrounds at -3 dB and LFE at -6 dB; other counts alternate left/right.
@@ -514,4 +514,4 @@ def prepare(audio, sample_rate, limits: IntakeLimits = IntakeLimits()) -> tuple[
             f"a note to match needs a peak above {QUIET_FLOOR_DB:.0f} dBFS. Raise its level (normalise it) or record "
             "it louder, and upload it again."
         )
-    return _downmix_to_stereo(a), sr, peak
+    return downmix_to_stereo(a), sr, peak

@@ -6,7 +6,8 @@ difference (`yin_cmndf`, shared with the f0 metric) on up to 24 frames of 40 ms,
 picks per frame, a vote across frames and an octave check on the mean spectrum; range
 20 Hz - 5 kHz (every fundamental of MIDI 16-111). Pure NumPy: no JIT to warm.
 `detect_chord` tells one note from several sounding as one period; `_is_drum_hit` unpitches a
-short hit that drops into its pitch (kicks, toms). Accuracy: BENCHMARKS.md sections 3 and 9.
+short hit that drops into its pitch (kicks, toms). Accuracy: BENCHMARKS.md, "Audio intake" and
+"Bad input and the edges of pitch".
 """
 
 from __future__ import annotations

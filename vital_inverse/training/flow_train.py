@@ -48,6 +48,7 @@ class FlowTrainConfig:
     device: str = "auto"
     threads: int | None = None
     time_limit_minutes: float | None = None
+    one_hot_ordinals: bool = True  # FlowCodec layout (see flow.FlowCodec)
 
 
 def embeddings(predictor, data: ds.LoadedData, cache_dir: Path | None, device: torch.device,
@@ -117,9 +118,10 @@ def train_flow(cfg: FlowTrainConfig, progress: bool = True) -> dict:
     train_emb = embeddings(predictor, train_data, cache, device)
     val_emb = embeddings(predictor, val_data, cache, device)
     emb_seconds = time.perf_counter() - t0
-    codec = FlowCodec(space)
+    codec = FlowCodec(space, cfg.one_hot_ordinals)
     fcfg = FlowConfig(n_continuous=codec.n_continuous, categorical_sizes=codec.sizes, cond_dim=train_emb.shape[-1],
                       hidden=cfg.hidden, blocks=cfg.blocks, dropout=cfg.dropout, cond_dropout=cfg.cond_dropout,
+                      one_hot_ordinals=cfg.one_hot_ordinals,
                       space_hash=space.hash, encoder_fingerprint=encoder_fingerprint(predictor.model))
     net = VelocityNet(fcfg).to(device)
     train_p, val_p = _Pairs(codec, train_data, train_emb, device), _Pairs(codec, val_data, val_emb, device)

@@ -25,7 +25,7 @@ Definitions
   normalised note; ``log_mel`` is level-free). The item's preset is
   regenerated exactly from ``(seed, index)``. L2 rather than L1 so the
   search is one matrix product per query (float16 storage, float32 maths,
-  in chunks): about P x 64 x T multiply-adds, ~0.1 s for 10k items.
+  in chunks): about P x 64 x T multiply-adds for P training items.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .params import ParamSpace, default_space
-from .preset import Preset
+from ..params import ParamSpace, default_space
+from ..preset import Preset
 
 __all__ = ["InitBaseline", "MeanBaseline", "NearestNeighbour", "Neighbour", "mean_from_vectors"]
 
@@ -85,7 +85,7 @@ class MeanBaseline:
     @classmethod
     def from_dataset(cls, root: str | Path, space: ParamSpace | None = None, split: str = "train") -> MeanBaseline:
         """Over every accepted item of ``split`` (from the stored vectors, not re-rendered)."""
-        from .data import dataset as ds
+        from ..data import dataset as ds
 
         space = space or default_space()
         return cls.from_loaded(ds.load(root, (split,), space_hash=space.hash), root, split, space)
@@ -100,8 +100,8 @@ class MeanBaseline:
 
     @classmethod
     def from_prior(cls, n: int = 1024, seed: int = 0, space: ParamSpace | None = None) -> MeanBaseline:
-        """Over ``n`` presets drawn from the sampling prior (no dataset needed; ~5-10 ms per preset)."""
-        from .data.sampling import PresetSampler, mean_values
+        """Over ``n`` presets drawn from the sampling prior (no dataset needed)."""
+        from ..data.sampling import PresetSampler, mean_values
 
         if n < 1:
             raise ValueError(f"need at least one prior sample, got {n}")
@@ -131,7 +131,7 @@ class NearestNeighbour:
 
     def __init__(self, root: str | Path, split: str = "train", limit: int | None = None,
                  space: ParamSpace | None = None) -> None:
-        from .data import dataset as ds
+        from ..data import dataset as ds
 
         self.space = space or default_space()
         self.root = Path(root)
@@ -184,7 +184,7 @@ class NearestNeighbour:
 
     def preset_of(self, row: int) -> Preset:
         """The preset of a loaded row, regenerated from (seed, index)."""
-        from .data.sampling import PresetSampler
+        from ..data.sampling import PresetSampler
 
         if self._sampler is None:
             self._sampler = PresetSampler(self.space, self.meta.seed)
@@ -192,7 +192,7 @@ class NearestNeighbour:
 
     def lookup(self, analysis) -> tuple[Preset, Neighbour]:
         """Preset and match for an intake ``Analysis``."""
-        from .features import log_mel
+        from ..features import log_mel
 
         hit = self.query(log_mel(analysis.audio, self.features), analysis.note)
         return self.preset_of(hit.row), hit
