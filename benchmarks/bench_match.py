@@ -24,6 +24,7 @@ at the *reported* note, held and as long as intake measured, settled. Then:
 
     python benchmarks/bench_match.py run --presets 32 --notes 48,60,72 --budget 600 --out runs/match.jsonl
     python benchmarks/bench_match.py report runs/match.jsonl
+    python benchmarks/bench_match.py probe AccidentalMagic@72,EggmanLead@48   # one pitch miss, three trackers
 
 ``run`` appends one JSON line per target (resumable: done targets are skipped).
 """
@@ -156,6 +157,48 @@ def run(args) -> None:
                 print(json.dumps(row), file=sys.stderr, flush=True)
 
 
+def _peaks(audio: np.ndarray, n: int = 6) -> list[tuple[float, float]]:
+    """The n strongest spectral peaks (Hz, dB re the strongest) of 0.1-1.2 s, at least 15 Hz apart."""
+    x = np.asarray(audio, dtype=np.float64)
+    x = x.mean(axis=0) if x.ndim == 2 else x
+    seg = x[int(0.1 * SAMPLE_RATE): int(1.2 * SAMPLE_RATE)]
+    mag = np.abs(np.fft.rfft(seg * np.hanning(len(seg))))
+    f = np.fft.rfftfreq(len(seg), 1 / SAMPLE_RATE)
+    mag[f < 25] = 0
+    picked: list[int] = []
+    for i in np.argsort(mag)[::-1]:
+        if all(abs(f[i] - f[j]) > 15 for j in picked):
+            picked.append(int(i))
+        if len(picked) >= n:
+            break
+    return [(round(float(f[i]), 1), round(float(20 * np.log10(mag[i] / mag.max())), 1)) for i in sorted(picked)]
+
+
+def probe(args) -> None:
+    """Per target (NAME@NOTE): the clip and the exported prediction by intake's detector, yin and pyin, and
+    their strongest spectral peaks: is a pitch miss heard, or one tracker's reading?"""
+    import soundfile as sf
+
+    from vital_inverse.predict import PresetPredictor
+    from vital_inverse.tuning import sounding_f0
+
+    predictor, r1 = PresetPredictor.load(), Renderer()
+    with ParallelRenderer(2) as pr, tempfile.TemporaryDirectory() as tmp:
+        for target in args.targets.split(","):
+            name, note = target.split("@")
+            clip = r1.render(load_vital(HUMAN / f"{name}.vital"), int(note), VEL, NOTE_S, RENDER_S)
+            wav = Path(tmp) / f"{name}-{note}.wav"
+            sf.write(wav, clip.T, SAMPLE_RATE)
+            state = session.analyze_clip(wav, predictor, pr)
+            a = state.analysis
+            ex = r1.render(load_vital(session.export(state, Path(tmp), name=f"{name}-{note}-pred")), int(a.note), VEL,
+                           float(a.note_seconds), float(a.render_seconds))
+            row = {"target": target, "pitched": a.pitched, "reported": int(a.note)}
+            for tag, x in (("clip", a.audio), ("export", ex)):
+                row[tag] = {"intake": sounding_f0(x), "yin": yin_f0(x), "pyin": pyin_f0(x), "peaks": _peaks(x)}
+            print(json.dumps(row), flush=True)
+
+
 def report(args) -> None:
     rows = [json.loads(x) for x in args.results.read_text().splitlines() if x.strip()]
     print("| preset | note | reported | noise MSS | predicted MSS | refined MSS | change | predicted f0 cents | refined f0 cents |")
@@ -226,10 +269,12 @@ def main(argv=None) -> None:
     p.add_argument("--fmax", type=float, default=2000.0,
                    help="top of yin's and pyin's range in Hz (2000 as before; intake covers up to 5000)")
     p.add_argument("--out", type=Path, required=True)
+    p = sub.add_parser("probe")
+    p.add_argument("targets", help="NAME@NOTE,... (human presets)")
     p = sub.add_parser("report")
     p.add_argument("results", type=Path)
     args = ap.parse_args(argv)
-    run(args) if args.cmd == "run" else report(args)
+    {"run": run, "probe": probe, "report": report}[args.cmd](args)
 
 
 if __name__ == "__main__":
