@@ -225,7 +225,7 @@ def report(args) -> None:
                     return "none" if c is None else f"{c:+.0f}"
                 both = [r for r in misses if r[stage].get("f0_cents_pyin") is not None
                         and abs(r[stage]["f0_cents_pyin"]) > 20]  # pyin's grid is 10 cents
-                print(f"  yin misses (yin / pyin cents): " + ", ".join(
+                print("  yin misses (yin / pyin cents): " + ", ".join(
                     f"{r['preset']}@{r['note']} {r[stage]['f0_cents']:+.0f} / {py(r)}" for r in misses))
                 print(f"  missed by both trackers (pyin beyond 20 cents too): {len(both)}/{len(have)} -> within 15 "
                       f"cents by at least one tracker on {len(have) - len(both)}/{len(have)} "
