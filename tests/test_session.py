@@ -258,6 +258,18 @@ def test_match_clip_returns_one_json_ready_dict(predictor, pool, tmp_path):
     assert result["tutorial"].startswith("# ") and "Vital" in result["tutorial"]
 
 
+def test_generative_samples_join_the_candidates(predictor, pool):
+    """``match --generative K``: K samples of the generative head are rendered beside the other candidates,
+    all different, all playable, and the closest of everything is kept."""
+    if predictor.flow is None:
+        pytest.skip("the checkpoint has no generative head")
+    st = session.analyze_clip(CLIP, predictor, pool, k=1, generative=6)
+    gen = [(c, loss) for c, loss in zip(st.candidates, st.candidate_losses) if c.source == "generative"]
+    assert len(gen) == 6 and all(np.isfinite(loss) for _, loss in gen)
+    assert len({json.dumps(c.preset.values, sort_keys=True) for c, _ in gen}) == 6
+    assert st.candidate_losses[st.best_index] == min(st.candidate_losses)
+
+
 def test_stop_event_is_per_state(state):
     other = session.MatchState(state.analysis, state.candidates, state.candidate_losses, state.best_index,
                                state.predicted_audio, state.predicted_loss)

@@ -22,6 +22,7 @@ class UsageError(ValueError):
 
 #: Longest render the ``render`` command makes (seconds): a note, not an album.
 MAX_RENDER_SECONDS = 60.0
+MAX_GENERATIVE = 64  # generative samples `match` renders at most (each is one more render)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -39,6 +40,16 @@ def _finite(text: str) -> float:
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
     return value
+
+
+def _generative_k(text: str) -> int:
+    try:
+        k = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of samples 0-{MAX_GENERATIVE}, got {text!r}") from None
+    if not 0 <= k <= MAX_GENERATIVE:
+        raise argparse.ArgumentTypeError(f"--generative takes 0-{MAX_GENERATIVE} samples, got {k}")
+    return k
 
 
 def _midi_note(text: str) -> int:
@@ -120,6 +131,8 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("clip", type=Path)
     p.add_argument("--out", type=Path, default=None, help="the .vital to write (default: <clip stem>.vital here)")
     p.add_argument("--refine-evals", type=int, default=0, help="CMA-ES render budget (0 = prediction only)")
+    p.add_argument("--generative", type=_generative_k, default=0, metavar="K",
+                   help=f"also render K samples of the generative head (0-{MAX_GENERATIVE}; 0 = none, the default)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lock", default="", metavar="NAMES",
                    help="modules or settings refinement must leave as predicted, comma-separated "
@@ -237,7 +250,7 @@ def _match(args: argparse.Namespace) -> int:
     analyze_file(args.clip)
     say = None if args.json else (lambda m: print(m, file=sys.stderr))
     r = match_clip(args.clip, refine_evals=args.refine_evals, seed=args.seed, out=args.out,
-                   checkpoint=args.checkpoint, progress=say, lock=args.lock)
+                   checkpoint=args.checkpoint, progress=say, lock=args.lock, generative=args.generative)
     if args.json:
         print(json.dumps(r))
     else:

@@ -192,8 +192,9 @@ def retune_candidates(candidates: list, a: Analysis, renderer) -> list:
 
 
 def analyze_clip(path, predictor, renderer, k: int = 4, *, limits: IntakeLimits = DEFAULT_LIMITS,
-                 progress: Progress | None = None) -> MatchState:
-    """Intake -> predict ``k`` candidates -> render each at the clip's note and length -> keep the closest.
+                 progress: Progress | None = None, generative: int = 0) -> MatchState:
+    """Intake -> predict ``k`` candidates (+ ``generative`` samples of the generative head) -> render each at
+    the clip's note and length -> keep the closest.
 
     ``renderer``: a ``synth.ParallelRenderer`` (candidates rendered on every
     core) or a ``synth.Renderer``. ``progress(fraction, message)`` is called
@@ -214,7 +215,7 @@ def analyze_clip(path, predictor, renderer, k: int = 4, *, limits: IntakeLimits 
         )
     say(0.15, f"Predicting presets for {analysis.note_name()}")
     t = time.perf_counter()
-    candidates = predictor.predict(analysis, k=max(1, int(k)))
+    candidates = predictor.predict(analysis, k=max(1, int(k)), generative=max(0, int(generative)))
     timings["predict"] = time.perf_counter() - t
 
     say(0.3, f"Tuning {len(candidates)} candidates to {analysis.note_name()}")
@@ -343,7 +344,8 @@ def warm_worker(_: int = 0) -> int:
 
 def match_clip(path, refine_evals: int = 0, seed: int = 0, out: str | Path | None = None, k: int = 4, *,
                predictor=None, renderer=None, checkpoint: str | None = None,
-               progress: Callable[[str], None] | None = None, lock: Sequence[str] | str | None = None) -> dict:
+               progress: Callable[[str], None] | None = None, lock: Sequence[str] | str | None = None,
+               generative: int = 0) -> dict:
     """Match one clip end to end; the result as one JSON-ready dict.
 
     For ``vital-inverse match CLIP [--out X.vital] [--refine-evals N] [--seed S] [--json]``.
@@ -353,7 +355,8 @@ def match_clip(path, refine_evals: int = 0, seed: int = 0, out: str | Path | Non
     ``renderer`` may be passed in to reuse them; otherwise the default
     checkpoint (or ``checkpoint``) is loaded and a ParallelRenderer is made
     and closed here. ``lock``: modules or settings refinement leaves as predicted
-    (``locks.expand_locks``; checked before anything is loaded).
+    (``locks.expand_locks``; checked before anything is loaded). ``generative``: samples of the
+    generative head added to the candidates (0: none).
     """
     from .locks import expand_locks
     from .params import default_space
@@ -374,7 +377,7 @@ def match_clip(path, refine_evals: int = 0, seed: int = 0, out: str | Path | Non
     renderer = renderer or ParallelRenderer()
     try:
         say("analysing")
-        state = analyze_clip(path, predictor, renderer, k=k,
+        state = analyze_clip(path, predictor, renderer, k=k, generative=generative,
                              progress=lambda f, m: say(m) if progress else None)
         if int(refine_evals) > 0:
             say(f"refining ({int(refine_evals)} renders)")

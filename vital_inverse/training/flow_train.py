@@ -222,9 +222,10 @@ def card_section(record: dict, fcfg: FlowConfig) -> str:
 `flow.safetensors` + `flow.json`: a conditional flow-matching model (rectified flow, {record['parameters']:,}
 parameters, residual MLP {fcfg.blocks} x {fcfg.hidden}) over the ParamSpace vector (continuous values in [-1, 1],
 each categorical a one-hot block in {{-1, 1}}, decoded by arg-max), conditioned on this checkpoint's frozen encoder
-embedding and regression-head outputs for the clip plus its MIDI note. `predict(..., generative=K)` adds K samples
-({fcfg.steps} Heun steps) to the candidates, which are all rendered and the closest kept (off by default: measured
-gain too small for its render cost, see BENCHMARKS.md); its beliefs over options rank refinement's categorical
+embedding and regression-head outputs for the clip plus its MIDI note. `predict(..., generative=K)` (`vital-inverse
+match --generative K`) adds K samples ({fcfg.steps} Heun steps, started part-way along the flow from the clip's
+nearest training presets) to the candidates, which are all rendered and the closest kept (off by default: the
+same renders spent on retrieved presets match better, see BENCHMARKS.md); its beliefs over options rank refinement's categorical
 moves (`moves.py`). Trained on {d['train_examples']} examples
 ({d['train_presets']} synthetic presets of dataset seed {d['seed']}, notes {d['notes']}; {seen}), best validation flow loss {b.get('val_loss', float('nan')):.4f} at epoch {int(b.get('epoch', 0))},
 {record['seconds'] / 60:.1f} minutes on {record['device']}. Scores: BENCHMARKS.md ("Generative head").
