@@ -214,6 +214,9 @@ def test_a_musicians_session(page, tmp_path):
     steps = page.locator("#morph-steps input[type=number]")
     steps.fill("4")
     steps.press("Enter")
+    steps.blur()
+    # the slider's own state must hold 4 before Morph is pressed (under load the number box commits late)
+    page.wait_for_function("document.querySelector('#morph-steps input[type=range]').value === '4'", timeout=10_000)
     page.click("#morph-btn")
     _wait_text(page, "#morph-status", "even step", timeout=120_000)
     for i in range(4):
