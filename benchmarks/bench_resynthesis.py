@@ -116,24 +116,12 @@ def best_of(candidates, a) -> tuple[int, list[float], list[np.ndarray]]:
 from vital_inverse.resynthesis import CLIP_START_KINDS as CLIP_KINDS  # noqa: E402
 
 
-def until_plateau(events, generations: int, rel_tol: float = 0.005):
-    """Pass refinement events on until the incumbent's loss has not fallen by more than ``rel_tol`` (relative)
-    over the last ``generations`` generations (0: never stop early); closing the loop closes refinement."""
-    history = []
-    for ev in events:
-        yield ev
-        history.append(float(ev.best_loss))
-        if generations and len(history) > generations and history[-1] > (1 - rel_tol) * history[-1 - generations]:
-            return
-
-
 def _cpu_seconds(pool) -> float:
     """CPU seconds (user + system) used so far by this process and the pool's live workers (Linux /proc):
     the cost of a render whatever else shares the cores."""
     total = time.process_time()
-    procs = getattr(getattr(pool, "_pool", None), "_processes", None) or {}
     tick = os.sysconf("SC_CLK_TCK")
-    for pid in list(procs):
+    for pid in pool.worker_pids():
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             total += (int(fields[11]) + int(fields[12])) / tick
@@ -146,6 +134,8 @@ def refine_from(chosen, a, budget: int, seed: int, pool, dims: str, plateau: int
     """Refine the kept candidate as the app does (its loss the mean of 2 fresh renders is the incumbent);
     ``dims`` "clip": a start made of the clip searches only ``resynthesis.CLIP_SEARCHED``. Returns the
     matched audio of one fresh render of the result, the seconds (incumbent renders included), renders."""
+    from dataclasses import replace
+
     from vital_inverse.refine import Budget, RefineConfig, refine
     from vital_inverse.resynthesis import clip_refine_config
     from vital_inverse.scoring import Evaluator
@@ -155,12 +145,14 @@ def refine_from(chosen, a, budget: int, seed: int, pool, dims: str, plateau: int
     losses, _, audio = ev0.evaluate([chosen.preset] * 2)
     ok = [x for x in losses if math.isfinite(x)]
     incumbent = (float(np.mean(ok)), audio) if ok and audio is not None else None
-    config = clip_refine_config() if dims == "clip" and chosen.source in CLIP_KINDS else RefineConfig()
+    config = RefineConfig(plateau=plateau)  # plateau 0: the whole budget
+    if dims == "clip" and chosen.source in CLIP_KINDS:
+        config = clip_refine_config(config) if plateau else replace(clip_refine_config(), plateau=0)
     last = None
     gen = refine(a, [chosen.preset], Budget(renders=budget, seconds=None), seed=seed, renderer=pool,
                  config=config, incumbent=incumbent)
     try:
-        for ev in until_plateau(gen, plateau):
+        for ev in gen:
             last = ev
     finally:
         gen.close()

@@ -142,11 +142,11 @@ def test_analyze_refine_stop_download(server, served, tmp_path):
     outputs = job.outputs()
     assert "stopped" in _status(outputs[-1])
     # the pool is free again: nothing of this refinement is left in the workers' queue
-    pending = served.service.renderer._executor()._pending_work_items
+    renderer = served.service.renderer
     deadline = time.monotonic() + 10
-    while pending and time.monotonic() < deadline:
+    while renderer.pending() and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not pending
+    assert not renderer.pending()
 
     shown = [o for o in outputs if _refined_wav(o)]
     assert shown, "the refined player never updated"

@@ -287,3 +287,15 @@ def test_a_new_best_must_be_closer_by_mss_too_not_only_by_the_loss(target, pool)
     assert len(gated) >= 3 and all(e.best is truth for e in gated) and gated[-1].best_loss == 5.0
     free = run(False)
     assert free[-1].best is not truth and free[-1].best_loss < 5.0
+
+
+def test_a_plateau_stops_refinement_before_the_budget(target, pool):
+    """From the very preset the target was rendered from, nothing gets closer: with ``plateau`` the run ends as
+    "converged" after that many generations without a fall of the loss, leaving most of the budget unspent;
+    without it the whole budget is used."""
+    truth = Preset.from_values({"filter_1_on": 1.0, "filter_1_cutoff": 45.0, "osc_1_wave_frame": 160.0})
+    budget = Budget(renders=200, seconds=None)
+    stopped = list(refine(target, [truth], budget, seed=2, renderer=pool, popsize=6, config=RefineConfig(plateau=3)))
+    assert stopped[-1].reason == "converged" and stopped[-1].generation <= 8 and stopped[-1].renders < 80
+    full = list(refine(target, [truth], Budget(renders=60, seconds=None), seed=2, renderer=pool, popsize=6))
+    assert full[-1].reason == "budget" and full[-1].renders >= 55

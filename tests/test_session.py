@@ -134,11 +134,10 @@ def test_refine_stream_close_stops_sending_renders(state, pool):
     stream = session.refine_stream(state, Budget(renders=600, seconds=None), seed=1, renderer=pool)
     next(stream)
     stream.close()  # gradio closes a cancelled generator like this
-    pending = pool._executor()._pending_work_items  # the pool's queue (private, for this check only)
     deadline = time.monotonic() + 15
-    while pending and time.monotonic() < deadline:
+    while pool.pending() and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not pending
+    assert not pool.pending()
     assert pool.render_many([Preset.init()], 60, 0.8, 0.1, 0.2)[0].shape == (2, 8820)  # the pool still serves
 
 

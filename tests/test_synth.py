@@ -96,7 +96,7 @@ def test_map_and_submit_run_work_next_to_the_workers_synth(render_pool):
     with contextlib.nullcontext(render_pool) as pr:
         out = list(pr.map(_rms_in_worker, jobs))
         assert [o[1] for o in out] == [True] * 4  # ran in the workers, not here
-        assert {o[0] for o in out} <= {p.pid for p in pr._pool._processes.values()}
+        assert {o[0] for o in out} <= pr.worker_pids()
         assert all(o[2] > 0.01 for o in out)
         assert pr.submit(_rms_in_worker, jobs[0]).result()[2] == pytest.approx(out[0][2], rel=0.1)
     from vital_inverse.synth import in_render_worker
@@ -117,7 +117,7 @@ def test_workers_exit_when_their_parent_is_killed(tmp_path):
         "from vital_inverse.synth import ParallelRenderer\n"
         "pr = ParallelRenderer(2); pr.warm()\n"
         "import multiprocessing as mp\n"
-        "print(' '.join(str(p.pid) for p in pr._pool._processes.values()), flush=True)\n"
+        "print(' '.join(str(p) for p in pr.worker_pids()), flush=True)\n"
         "time.sleep(60)\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)

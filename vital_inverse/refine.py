@@ -161,6 +161,8 @@ class RefineConfig:
     moves: object | None = None  # moves.CategoricalMoves (anything with .propose(preset, n)): tried on a stall
     stall_generations: int = 6  # generations without a better incumbent before categorical moves are tried
     move_batch: int = 8  # categorical moves rendered per try (counted in the budget)
+    plateau: int = 0  # stop ("converged") once the best loss fell by less than plateau_tol over this many generations
+    plateau_tol: float = 0.005  # relative; plateau = 0: always spend the whole budget
 
 
 # --------------------------------------------------------------------------
@@ -547,9 +549,15 @@ def _loop(target, starts, renders_limit, seconds_limit, seed, renderer, popsize,
         elapsed = time.monotonic() - t0
         if seconds_limit is not None and elapsed + 0.5 * last_gen_seconds >= seconds_limit:
             return "time"
-        if all(s.converged() for s in searches):
+        if all(s.converged() for s in searches) or plateaued():
             return "converged"
         return ""
+
+    history: list[float] = []  # the best loss after each generation
+
+    def plateaued() -> bool:
+        g = config.plateau
+        return g > 0 and len(history) > g and history[-1] > (1.0 - config.plateau_tol) * history[-1 - g]
 
     def event() -> RefineEvent:
         best = leader()
@@ -601,6 +609,7 @@ def _loop(target, starts, renders_limit, seconds_limit, seed, renderer, popsize,
                     searches[searches.index(current)] = current = new
         last_gen_seconds = time.monotonic() - g0
         population = X[:n].copy()
+        history.append(float(leader().best_loss))
         why = "budget" if partial else reason_to_stop()
         yield event()
 

@@ -671,15 +671,21 @@ def search_locks(space: ParamSpace | None = None) -> frozenset[str]:
 CLIP_START_KINDS = ("resynthesis", "resynthesis+noise", "resynthesis+width", "noise", "drum")
 
 
+#: Generations without a 0.5% fall of the loss after which refining a clip start stops (BENCHMARKS section 11).
+CLIP_PLATEAU = 8
+
+
 def clip_refine_config(config=None):
     """``config`` (a ``refine.RefineConfig``, default the default one) with ``search_locks()`` added to
-    what it keeps locked: how the app and the CLI refine a start made of the clip."""
+    what it keeps locked, and a stop once the loss has not fallen for ``CLIP_PLATEAU`` generations (unless
+    ``config`` sets its own): how the app and the CLI refine a start made of the clip, whose few searched
+    dimensions settle long before 600 renders."""
     from dataclasses import replace
 
     from .refine import RefineConfig
 
     config = config if config is not None else RefineConfig()
-    return replace(config, locked=frozenset(config.locked) | search_locks())
+    return replace(config, locked=frozenset(config.locked) | search_locks(), plateau=config.plateau or CLIP_PLATEAU)
 
 
 def spectral_flatness(analysis: Analysis) -> float:

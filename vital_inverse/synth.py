@@ -296,6 +296,14 @@ class ParallelRenderer:
         """
         return self._executor().map(fn, items)
 
+    def pending(self) -> int:
+        """Jobs submitted and not yet finished (queued or running in the workers)."""
+        return 0 if self._pool is None else len(self._pool._pending_work_items)
+
+    def worker_pids(self) -> set[int]:
+        """Process ids of the live workers (empty before the first job)."""
+        return set() if self._pool is None else {p.pid for p in (self._pool._processes or {}).values()}
+
     def submit(self, fn: Callable[..., R], *args) -> Future[R]:
         """Run ``fn(*args)`` in a worker; returns its Future (for pipelines that keep several in flight)."""
         return self._executor().submit(fn, *args)
