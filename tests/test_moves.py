@@ -5,7 +5,6 @@ locked one; in refinement a stalled search from the wrong wavetable finds the ri
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from vital_inverse.intake import TARGET_PEAK, Analysis
 from vital_inverse.moves import CategoricalMoves

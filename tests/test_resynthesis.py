@@ -45,17 +45,18 @@ def _render(renderer, preset: Preset, a=None) -> np.ndarray:
     return renderer.render(preset, a.note, VELOCITY, a.note_seconds, a.render_seconds)
 
 
-def _known_table() -> Wavetable:
-    """Three keyframes of fixed, unlike harmonic spectra (no bank table is close to them)."""
+def known_table(keyframes: int = 3) -> Wavetable:
+    """``keyframes`` keyframes (evenly spaced) of fixed, unlike harmonic spectra (no bank table is close to them)."""
     rng = np.random.default_rng(7)
     k = np.arange(65)
     spectra = []
-    for i in range(3):
+    for i in range(keyframes):
         mags = rng.uniform(0.0, 1.0, 65) ** 2 / np.maximum(k, 1) ** (0.5 + 0.4 * i)
         mags[0] = 0.0
         spectra.append(mags * np.exp(1j * rng.uniform(0, 2 * np.pi, 65)))
     frames = frames_from_spectra(np.array(spectra))
-    return Wavetable("known", (frames / np.abs(frames).max()).astype(np.float32), (0, 128, 256))
+    keys = tuple(int(round(x)) for x in np.linspace(0, 256, keyframes))
+    return Wavetable("known", (frames / np.abs(frames).max()).astype(np.float32), keys)
 
 
 def test_envelope_model_matches_vita(renderer):
@@ -92,7 +93,7 @@ def test_resynthesis_matches_a_custom_table_preset(renderer):
     far closer than Init and than the same patch with the nearest bank table."""
     from vital_inverse.wavetables import nearest_bank_name
 
-    table = _known_table()
+    table = known_table()
     values = {"osc_1_wave_frame": 0.0, "mod_env3_osc1_frame": 1.0, "env_3_attack": 0.0, "env_3_decay": 0.6**0.25,
               "env_3_sustain": 0.0, "env_1_decay": 0.5**0.25, "env_1_sustain": 0.4, "env_1_release": 0.1**0.25}
     truth = with_custom_wavetable(Preset.from_values(values), 1, table)
@@ -127,7 +128,7 @@ def test_swept_table_follows_a_filter_sweep(renderer):
 
 def test_exported_table_round_trips_through_vita(renderer, tmp_path):
     """The .vital carries the clip's table by name; Vita loads the file and plays what the player played."""
-    truth = with_custom_wavetable(Preset.from_values({"env_1_sustain": 0.8}), 1, _known_table())
+    truth = with_custom_wavetable(Preset.from_values({"env_1_sustain": 0.8}), 1, known_table())
     a = analyze(_render(renderer, truth), SR, "round-trip")
     start = rs.resynthesis_start(a)
     path = start.save(tmp_path / "round-trip.vital")
@@ -165,7 +166,7 @@ def test_unpitched_clip_gets_a_noise_start(renderer):
 
 def test_mixed_start_keeps_the_other_presets_modules(renderer):
     other = Preset.from_values({"filter_1_on": "On", "filter_1_cutoff": 80.0, "reverb_on": "On", "osc_2_on": "On"})
-    truth = with_custom_wavetable(Preset.from_values({"env_1_sustain": 0.8}), 1, _known_table())
+    truth = with_custom_wavetable(Preset.from_values({"env_1_sustain": 0.8}), 1, known_table())
     a = analyze(_render(renderer, truth), SR, "mixed")
     assert rs.spectral_flatness(a) < 0.05  # tonal: an unpitched verdict would not get a noise start
     kinds = rs.starts(a, [other])
@@ -179,7 +180,7 @@ def test_mixed_start_keeps_the_other_presets_modules(renderer):
 def test_tutorial_says_the_file_carries_the_swept_table(renderer):
     from vital_inverse.tutorial import build_report, offline_tutorial
 
-    truth = with_custom_wavetable(Preset.from_values({"env_1_sustain": 0.8}), 1, _known_table())
+    truth = with_custom_wavetable(Preset.from_values({"env_1_sustain": 0.8}), 1, known_table())
     a = analyze(_render(renderer, truth), SR, "tutorial")
     start = rs.resynthesis_start(a)
     report = build_report(start, renderer=renderer)

@@ -14,7 +14,7 @@ from vital_inverse.metrics import mss
 from vital_inverse.params import default_space
 from vital_inverse.preset import Preset, init_doc, with_custom_wavetable
 from vital_inverse.session import match_audio
-from vital_inverse.wavetables import Wavetable, frames_from_spectra
+from test_resynthesis import known_table
 
 vita = pytest.importorskip("vita")
 
@@ -85,26 +85,13 @@ def test_steady_or_noisy_clip_has_no_pitch_fall(renderer):
     assert rs.drum_start(analyze(burst, SR, "burst")) is None
 
 
-def _known_table() -> Wavetable:
-    """Two keyframes of fixed, unlike harmonic spectra (no bank table is close to them)."""
-    rng = np.random.default_rng(7)
-    k = np.arange(65)
-    spectra = []
-    for i in range(2):
-        mags = rng.uniform(0.0, 1.0, 65) ** 2 / np.maximum(k, 1) ** (0.5 + 0.4 * i)
-        mags[0] = 0.0
-        spectra.append(mags * np.exp(1j * rng.uniform(0, 2 * np.pi, 65)))
-    frames = frames_from_spectra(np.array(spectra))
-    return Wavetable("known", (frames / np.abs(frames).max()).astype(np.float32), (0, 256))
-
-
 def test_width_start_is_as_wide_as_the_clip(renderer):
     """A wide, detuned 2-voice unison of a custom table: the one-voice resynthesis start is mono; the width
     start is wide like the clip (side/mid power within a factor of 2) and closer to it than the mono start
     and Init; a mono clip gets no width start."""
     truth = with_custom_wavetable(
         Preset.from_values({"osc_1_unison_voices": 2.0, "osc_1_unison_detune": 4.0, "env_1_sustain": 0.9}), 1,
-        _known_table())
+        known_table(2))
     a = analyze(renderer.render(truth, 57, VELOCITY, 0.7, 1.0), SR, "wide")
     want = rs.side_mid_ratio(a.audio)
     assert want > rs.WIDE_RATIO
@@ -151,7 +138,7 @@ def test_a_chord_gets_a_table_at_its_common_f0(renderer):
     where the table taken at the lowest note (C3) leaves them out; and it is closer to the clip than Init."""
     import librosa
 
-    voice = with_custom_wavetable(Preset.from_values({"env_1_sustain": 0.9}), 1, _known_table())
+    voice = with_custom_wavetable(Preset.from_values({"env_1_sustain": 0.9}), 1, known_table(2))
     chord = sum(renderer.render(voice, n, VELOCITY, 0.7, 1.0) for n in (48, 52, 55))
     a = analyze(chord.astype(np.float32), SR, "chord")
     f0 = rs.sieve_f0(replace(a, f0_hz=None, pitched=False))
@@ -175,7 +162,7 @@ def test_refining_a_clip_start_searches_what_the_clip_leaves_open(renderer, rend
     from vital_inverse.refine import Budget, refine
 
     truth = with_custom_wavetable(Preset.from_values({"env_1_sustain": 0.6, "env_1_decay": 0.5**0.25}), 1,
-                                  _known_table())
+                                  known_table(2))
     a = analyze(renderer.render(truth, 57, VELOCITY, 0.6, 0.9), SR, "refine")
     events = list(refine(a, [rs.resynthesis_start(a)], Budget(renders=40), renderer=render_pool,
                          config=rs.clip_refine_config()))
