@@ -260,8 +260,7 @@ def test_match_clip_returns_one_json_ready_dict(predictor, pool, tmp_path):
 def test_generative_samples_join_the_candidates(predictor, pool):
     """``match --generative K``: K samples of the generative head are rendered beside the other candidates,
     all different, all playable, and the closest of everything is kept."""
-    if predictor.flow is None:
-        pytest.skip("the checkpoint has no generative head")
+    assert predictor.flow is not None, "the shipped checkpoint carries a generative head"
     st = session.analyze_clip(CLIP, predictor, pool, k=1, generative=6)
     gen = [(c, loss) for c, loss in zip(st.candidates, st.candidate_losses) if c.source == "generative"]
     assert len(gen) == 6 and all(np.isfinite(loss) for _, loss in gen)
