@@ -107,7 +107,7 @@ class FlowCodec:
     (0.125 normalised = 12 semitones of transpose), as a block it is a choice among the values that exist."""
 
     def __init__(self, space: ParamSpace, one_hot_ordinals: bool = False) -> None:
-        from .predict import prior_supports
+        from .data.sampling import prior_supports
 
         self.space = space
         supports = prior_supports(space) if one_hot_ordinals else {}

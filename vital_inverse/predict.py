@@ -98,21 +98,11 @@ def snap_to_prior_support(space: ParamSpace, values: dict[str, float]) -> dict[s
     wrong note); the training data never held anything else, so the
     nearest supported value is the most probable one.
     """
+    from .data.sampling import prior_supports
+
     out = dict(values)
     for name, support in prior_supports(space).items():
         out[name] = float(support[np.argmin(np.abs(support - out[name]))])
-    return out
-
-
-def prior_supports(space: ParamSpace) -> dict[str, np.ndarray]:
-    """Raw values of each continuous (ordinal) parameter the training prior draws from a few values only."""
-    from .data.sampling import CONTINUOUS_PRIORS, prior_for
-
-    out = {}
-    for p in space.continuous:
-        prior = prior_for(p.name, CONTINUOUS_PRIORS)
-        if prior is not None and prior.discrete:
-            out[p.name] = np.array([v for v, _ in prior.discrete], dtype=np.float64)
     return out
 
 

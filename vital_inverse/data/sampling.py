@@ -119,6 +119,16 @@ def prior_for(name: str, table) -> object | None:
     return None
 
 
+def prior_supports(space: ParamSpace) -> dict[str, np.ndarray]:
+    """Raw values of each continuous (ordinal) parameter the prior draws from a few values only (transposes...)."""
+    out = {}
+    for p in space.continuous:
+        prior = prior_for(p.name, CONTINUOUS_PRIORS)
+        if prior is not None and prior.discrete:
+            out[p.name] = np.array([v for v, _ in prior.discrete], dtype=np.float64)
+    return out
+
+
 class PresetSampler:
     """Draws presets from the priors over a ParamSpace."""
 
