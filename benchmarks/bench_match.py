@@ -149,6 +149,8 @@ def run(args) -> None:
                                                    config=config):
                         state = u.state
                         row["challengers"], row["mss_rejections"] = u.event.challengers, u.event.mss_rejections
+                        row.setdefault("gate_mss_start", u.event.best_mss)  # the start's MSS as the gate saw it
+                        row["gate_mss_end"], row["refine_reason"] = u.event.best_mss, u.event.reason
                     row["refine"] = judge(state, folder, "ref", r1)
                     row["refine_seconds"] = time.perf_counter() - t
                     row["renders"] = state.refine_renders
@@ -246,6 +248,9 @@ def report(args) -> None:
             print(f"challengers that beat the incumbent on fresh renders by the loss: {sum(r['challengers'] for r in have)} "
                   f"on {len(have)} targets, turned down by MSS: {sum(r['mss_rejections'] for r in have)}; targets where "
                   f"none did: {sum(r['challengers'] == 0 for r in have)}")
+        changes = [r["refine"]["mss"] - r["predict"]["mss"] for r in ref]
+        print(f"MSS change: median {statistics.median(changes):+.3f} dB; lowered by more than 0.1 dB on "
+              f"{sum(c < -0.1 for c in changes)}/{len(ref)}, by more than 0.5 dB on {sum(c < -0.5 for c in changes)}")
         rose = [r for r in ref if r["refine"]["mss"] >= r["predict"]["mss"]]
         print("MSS not lowered (MSS change / loss change / noise): " + (", ".join(
             f"{r['preset']}@{r['note']} {r['refine']['mss'] - r['predict']['mss']:+.2f} / "

@@ -96,7 +96,7 @@ def test_a_race_searches_the_runner_up_too_then_keeps_the_leader(target, pool):
     """race=2: the two best starts are searched in turns for the first part of the budget."""
     near = Preset.from_values({"filter_1_on": 1.0, "filter_1_cutoff": 50.0, "osc_1_wave_frame": 150.0})
     far = Preset.from_values({"osc_1_on": 0.0, "osc_2_on": 1.0})  # a different categorical: oscillator 2
-    cfg = RefineConfig(race=2, race_share=0.5, open_filter=False)
+    cfg = RefineConfig(race=2, race_share=0.5, open_filter=False, confirm=False)  # render counts exact
     budget = 3 + 3 + 2 * 2 + 8 * 4
     events = list(refine(target, [far, near, Preset.init()], Budget(renders=budget), seed=1,
                          renderer=pool, popsize=4, config=cfg))

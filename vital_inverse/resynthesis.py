@@ -69,6 +69,8 @@ __all__ = [
     "resynthesis_start",
     "search_locks",
     "clip_refine_config",
+    "SWEEP_TIMING",
+    "TABLE_PITCH",
     "CLIP_START_KINDS",
     "sieve_f0",
     "side_mid_ratio",
@@ -673,19 +675,35 @@ CLIP_START_KINDS = ("resynthesis", "resynthesis+noise", "resynthesis+width", "no
 
 #: Generations without a 0.5% fall of the loss after which refining a clip start stops (BENCHMARKS section 11).
 CLIP_PLATEAU = 8
+#: The sweep's timing: LFO 1's period is the clip's length and the route plays frame 256 at its end, so
+#: frame p sounds at time p/256 of the clip. Fitted exactly, never searched: a 1% step of either puts
+#: every frame at the wrong time (+0.2..1.7 dB MSS), so CMA-ES steps that touch it only ever lose.
+SWEEP_TIMING = frozenset({"lfo_1_frequency", SWEEP_ROUTE})
+#: A table start's pitch: its cycle is one period of the clip's f0 (pitched or not), so moving it detunes
+#: every frame; only the drum start searches it (its pitch fall). Pitched targets lock it anyway (tuning).
+TABLE_PITCH = frozenset({"osc_1_transpose", "osc_1_tune"})
+#: A clip start's search: the loss plus this x MSS (dB) ranks the candidates, and a plateau restarts the
+#: search around the best with a third of the step, twice, before it stops (BENCHMARKS section 7, session 5).
+CLIP_MSS_WEIGHT = 0.2
+CLIP_RESTARTS = 2
 
 
-def clip_refine_config(config=None):
-    """``config`` (a ``refine.RefineConfig``, default the default one) with ``search_locks()`` added to
-    what it keeps locked, and a stop once the loss has not fallen for ``CLIP_PLATEAU`` generations (unless
-    ``config`` sets its own): how the app and the CLI refine a start made of the clip, whose few searched
-    dimensions settle long before 600 renders."""
+def clip_refine_config(config=None, kind: str = ""):
+    """``config`` (a ``refine.RefineConfig``, default the default one) with ``search_locks()``, the
+    sweep's timing and (but for ``kind`` "drum", a ``CLIP_START_KINDS`` name) the table's pitch added to
+    what it keeps locked; a stop once the loss has not fallen for ``CLIP_PLATEAU`` generations after
+    ``CLIP_RESTARTS`` polishing restarts, and the MSS term in the search's ranking (each unless ``config``
+    sets its own): how the app and the CLI refine a start made of the clip, which starts close to the
+    clip and in few dimensions."""
     from dataclasses import replace
 
     from .refine import RefineConfig
 
     config = config if config is not None else RefineConfig()
-    return replace(config, locked=frozenset(config.locked) | search_locks(), plateau=config.plateau or CLIP_PLATEAU)
+    pitch = frozenset() if kind == "drum" else TABLE_PITCH
+    return replace(config, locked=frozenset(config.locked) | search_locks() | SWEEP_TIMING | pitch,
+                   plateau=config.plateau or CLIP_PLATEAU, restarts=config.restarts or CLIP_RESTARTS,
+                   mss_weight=config.mss_weight or CLIP_MSS_WEIGHT)
 
 
 def spectral_flatness(analysis: Analysis) -> float:

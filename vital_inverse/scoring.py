@@ -150,6 +150,53 @@ def _power(x: np.ndarray, n_fft: int, hop: int, win: int, bufs: dict | None = No
     return np.maximum(p, np.float32(_MRSTFT_EPS), out=p)
 
 
+#: metrics.mss's scales: (window = FFT samples, hop samples, mel bands) at 44.1 kHz (10/5, 25/10, 100/50 ms);
+#: mirrored here because metrics imports torch, which the render workers never load (equality is tested).
+MSS_FRAMES: tuple[tuple[int, int, int], ...] = ((441, 220, 32), (1102, 441, 64), (4410, 2205, 128))
+_MSS_TOP_DB = 80.0
+_MSS_AMIN = 1e-10
+_MSS_SILENT_PEAK = 1e-8
+
+
+def _mss_db(x: np.ndarray, n_fft: int, hop: int, n_mels: int) -> np.ndarray:
+    """Log-mel in dB re its own maximum, floored 80 dB below it, (C, n_mels, 1 + n // hop) float32: what
+    ``metrics.mss`` compares (peak-normalised, centred zero-padded STFT, periodic Hann of ``n_fft``)."""
+    from numpy.lib.stride_tricks import sliding_window_view
+    from scipy import fft
+
+    from .constants import SAMPLE_RATE
+    from .features import mel_filterbank
+
+    peak = float(np.max(np.abs(x)))
+    frames = 1 + x.shape[-1] // hop
+    if peak <= _MSS_SILENT_PEAK:
+        return np.full((x.shape[0], n_mels, frames), -_MSS_TOP_DB, dtype=np.float32)
+    xp = np.pad(x.astype(np.float32) / np.float32(peak), ((0, 0), (n_fft // 2, n_fft // 2)))
+    fr = sliding_window_view(xp, n_fft, axis=1)[:, : (frames - 1) * hop + 1 : hop] * _hann(n_fft)
+    spec = fft.rfft(fr, axis=-1)
+    power = np.square(spec.real) + np.square(spec.imag)  # (C, frames, bins)
+    mel = power @ mel_filterbank(SAMPLE_RATE, n_fft, n_mels).T  # (C, frames, mels)
+    db = 10.0 * np.log10(np.maximum(mel, _MSS_AMIN))
+    db -= 10.0 * np.log10(max(_MSS_AMIN, float(mel.max())))
+    return np.maximum(db, -_MSS_TOP_DB).transpose(0, 2, 1)
+
+
+def mss_reference(target: np.ndarray) -> list[np.ndarray]:
+    """The target's side of ``mss_against`` (computed once per target)."""
+    t = as_stereo(target, "target")
+    return [_mss_db(t, n_fft, hop, mels) for n_fft, hop, mels in MSS_FRAMES]
+
+
+def mss_against(audio: np.ndarray, reference: list[np.ndarray]) -> float:
+    """``metrics.mss`` (dB, lower is closer) of a render already matched to the target (``match_to_target``:
+    same length) against the target's ``mss_reference``; NumPy only, so the render workers can score it."""
+    a = as_stereo(audio, "audio")
+    total = 0.0
+    for (n_fft, hop, mels), ref in zip(MSS_FRAMES, reference):
+        total += float(np.mean(np.abs(_mss_db(a, n_fft, hop, mels) - ref)))
+    return total / len(MSS_FRAMES)
+
+
 class _Scorer:
     """The refinement loss against one target, with the target's spectra computed once.
 
@@ -158,11 +205,13 @@ class _Scorer:
     render workers need not import torch (seconds per worker, ~300 MB each).
     """
 
-    def __init__(self, target: np.ndarray, logmel_weight: float = 0.0) -> None:
+    def __init__(self, target: np.ndarray, logmel_weight: float = 0.0, mss_weight: float = 0.0) -> None:
         self.target = as_stereo(target, "target")
         self.n = self.target.shape[1]
         self.rms = _rms(self.target)
         self.logmel_weight = float(logmel_weight)
+        self.mss_weight = float(mss_weight)
+        self._mss_ref: list[np.ndarray] | None = None  # the target's side of mss_against, made on first use
         self._fb: dict[int, np.ndarray] = {}
         self._bufs: dict = {}  # per scorer: a scorer is used by one thread at a time
         self._ref = []
@@ -208,14 +257,31 @@ class _Scorer:
             total += sc + logmag
         return total / len(MRSTFT_RESOLUTIONS)
 
-    def score(self, audio: np.ndarray) -> tuple[float, np.ndarray]:
+    def mss_matched(self, audio: np.ndarray) -> float:
+        """``metrics.mss`` of an already matched render against the target (dB)."""
+        if self._mss_ref is None:
+            self._mss_ref = mss_reference(self.target)
+        return mss_against(audio, self._mss_ref)
+
+    def score_parts(self, audio: np.ndarray, with_mss: bool = False) -> tuple[float, float, np.ndarray]:
+        """(loss, MSS in dB or nan unless ``with_mss`` or an MSS weight, the matched render). An inaudible
+        render scores ``FAILED_LOSS`` for both: scaling a near-silent render up to the target's loudness
+        scores its noise floor and artefacts, which can look like a match."""
         raw_rms = _rms(_fit_length(as_stereo(audio, "audio"), self.n))
         a = self.match(audio)
         if raw_rms < _INAUDIBLE_RMS:
-            # Scaling a near-silent render up to the target's loudness scores its noise floor and
-            # artefacts, which can look like a match; a preset nobody can hear is a failed candidate.
-            return FAILED_LOSS, a
-        return self.score_matched(a), a
+            return FAILED_LOSS, FAILED_LOSS, a
+        m = self.mss_matched(a) if (with_mss or self.mss_weight) else math.nan
+        return self.score_matched(a), m, a
+
+    def objective(self, value: float, mss_db: float) -> float:
+        """What the search minimises: the loss plus ``mss_weight`` x MSS (dB) when that weight is set."""
+        return value + self.mss_weight * mss_db if self.mss_weight and value < FAILED_LOSS else value
+
+    def score(self, audio: np.ndarray) -> tuple[float, np.ndarray]:
+        """(the search's objective, the matched render): the loss, plus the weighted MSS if asked for."""
+        value, m, a = self.score_parts(audio)
+        return self.objective(value, m), a
 
 
 def loss(target_audio: np.ndarray, audio: np.ndarray, *, logmel_weight: float = 0.0) -> float:
@@ -238,21 +304,23 @@ def loss(target_audio: np.ndarray, audio: np.ndarray, *, logmel_weight: float = 
 _worker_scorers: dict[bytes, _Scorer] = {}
 
 
-def _worker_scorer(key: bytes, target: np.ndarray, logmel_weight: float) -> _Scorer:
+def _worker_scorer(key: bytes, target: np.ndarray, logmel_weight: float, mss_weight: float) -> _Scorer:
     scorer = _worker_scorers.get(key)
     if scorer is None:
         if len(_worker_scorers) >= 2:
             _worker_scorers.clear()
-        scorer = _worker_scorers[key] = _Scorer(target, logmel_weight)
+        scorer = _worker_scorers[key] = _Scorer(target, logmel_weight, mss_weight)
     return scorer
 
 
-def _render_score_chunk(args) -> tuple[list[float], list[str], int, np.ndarray | None]:
-    """Worker side: render jobs, score them; return losses, errors, the chunk's best index and audio."""
-    key, target, logmel_weight, jobs = args
+def _render_score_chunk(args) -> tuple[list[float], list[str], int, np.ndarray | None, list[float]]:
+    """Worker side: render jobs, score them; return objectives, errors, the chunk's best index and audio,
+    and the plain losses (equal to the objectives unless an MSS weight is set)."""
+    key, target, logmel_weight, mss_weight, jobs = args
     renderer = worker_renderer()
-    scorer = _worker_scorer(key, target, logmel_weight)
+    scorer = _worker_scorer(key, target, logmel_weight, mss_weight)
     losses: list[float] = []
+    plain: list[float] = []
     errors: list[str] = []
     best_i, best_audio = -1, None
     for job in jobs:
@@ -260,30 +328,41 @@ def _render_score_chunk(args) -> tuple[list[float], list[str], int, np.ndarray |
             audio = renderer.render_job(job)
         except Exception as e:  # noqa: BLE001 - a failed render is a bad candidate, not a crash
             losses.append(FAILED_LOSS)
+            plain.append(FAILED_LOSS)
             errors.append(str(e) or type(e).__name__)
             continue
-        value, matched = scorer.score(audio)  # an inaudible render (< -60 dBFS) is a failed candidate here too
-        if not math.isfinite(value):
-            value = FAILED_LOSS
-        losses.append(value)
+        value, m, matched = scorer.score_parts(audio)  # an inaudible render (< -60 dBFS) fails here too
+        obj = scorer.objective(value, m)
+        if not (math.isfinite(value) and math.isfinite(obj)):
+            value = obj = FAILED_LOSS
+        losses.append(obj)
+        plain.append(value)
         errors.append("")
-        if best_i < 0 or value < losses[best_i]:
+        if best_i < 0 or obj < losses[best_i]:
             best_i, best_audio = len(losses) - 1, matched
-    return losses, errors, best_i, best_audio
+    return losses, errors, best_i, best_audio, plain
 
 
 class Evaluator:
     """Renders and scores batches of presets on a ParallelRenderer's workers; counts renders."""
 
-    def __init__(self, renderer: ParallelRenderer, target: Analysis, logmel_weight: float) -> None:
+    def __init__(self, renderer: ParallelRenderer, target: Analysis, logmel_weight: float,
+                 mss_weight: float = 0.0) -> None:
         self.renderer = renderer
         self.target = target
         self.audio = as_stereo(target.audio, "target audio")
         self.logmel_weight = float(logmel_weight)
-        self.key = hashlib.blake2b(self.audio.tobytes() + repr(self.logmel_weight).encode(), digest_size=16).digest()
+        #: with a weight, ``evaluate`` ranks by loss + mss_weight x MSS (dB), computed in the workers
+        self.mss_weight = float(mss_weight)
+        self.key = hashlib.blake2b(self.audio.tobytes() + repr((self.logmel_weight, self.mss_weight)).encode(),
+                                   digest_size=16).digest()
         self.renders = 0
         self.failures: list[str] = []
         self._scorer: _Scorer | None = None  # main-process scorer for ``rescore``, made on first use
+        #: the plain losses of the last ``evaluate`` (its return value is the objective) and the MSS (dB) of
+        #: each render of the last ``rescore`` (``FAILED_LOSS`` for a failed one)
+        self.last_losses = np.zeros(0)
+        self.last_mss = np.zeros(0)
 
     def job(self, preset: Preset) -> RenderJob:
         t = self.target
@@ -296,28 +375,38 @@ class Evaluator:
         return out
 
     def rescore(self, presets: Sequence[Preset]) -> tuple[np.ndarray, list[np.ndarray | None], np.ndarray | None]:
-        """Fresh renders scored by the loss, with every matched render kept: (losses, matched renders (None
-        for a failed or inaudible one, which scores ``FAILED_LOSS``), the lowest-loss matched render).
+        """Fresh renders scored by the (plain) loss, with every matched render kept: (losses, matched renders
+        (None for a failed or inaudible one, which scores ``FAILED_LOSS``), the lowest-loss matched render).
 
-        Renders run on the workers, the losses here, so that the caller can score the same renders by a
-        second measure (refinement's MSS gate: ``metrics`` imports torch, which the workers never load).
+        Renders run on the workers, the losses here, and each render's MSS too (``last_mss``: refinement's
+        MSS gate judges a challenger on the same fresh renders by both measures).
         """
         if self._scorer is None:
             self._scorer = _Scorer(self.audio, self.logmel_weight)
         losses: list[float] = []
+        msses: list[float] = []
         kept: list[np.ndarray | None] = []
         best_i = -1
         for audio in self.render(presets):
-            value, matched = (FAILED_LOSS, None) if isinstance(audio, Exception) else self._scorer.score(audio)
-            ok = math.isfinite(value) and value < FAILED_LOSS
+            value, m, matched = ((FAILED_LOSS, FAILED_LOSS, None) if isinstance(audio, Exception)
+                                 else self._scorer.score_parts(audio, with_mss=True))
+            ok = math.isfinite(value) and value < FAILED_LOSS and math.isfinite(m)
             losses.append(value if ok else FAILED_LOSS)
+            msses.append(m if ok else FAILED_LOSS)
             kept.append(matched if ok else None)
             if ok and (best_i < 0 or value < losses[best_i]):
                 best_i = len(losses) - 1
+        self.last_mss = np.asarray(msses, dtype=np.float64)
         return np.asarray(losses, dtype=np.float64), kept, (kept[best_i] if best_i >= 0 else None)
 
+    def mss(self, matched: np.ndarray) -> float:
+        """``metrics.mss`` (dB) of a render already matched to the target, in this process."""
+        if self._scorer is None:
+            self._scorer = _Scorer(self.audio, self.logmel_weight)
+        return self._scorer.mss_matched(matched)
+
     def evaluate(self, presets: Sequence[Preset]) -> tuple[np.ndarray, int, np.ndarray | None]:
-        """Losses (in order), index of the best and its matched render."""
+        """Losses (in order; the objective, see ``mss_weight``), index of the best and its matched render."""
         jobs = [self.job(p) for p in presets]
         if not jobs:
             return np.zeros(0), -1, None
@@ -325,15 +414,19 @@ class Evaluator:
         n = min(len(jobs), workers)
         bounds = np.linspace(0, len(jobs), n + 1).round().astype(int)
         chunks = [jobs[a:b] for a, b in itertools.pairwise(bounds)]
-        payloads = [(self.key, self.audio, self.logmel_weight, c) for c in chunks]
+        payloads = [(self.key, self.audio, self.logmel_weight, self.mss_weight, c) for c in chunks]
         losses: list[float] = []
+        plain: list[float] = []
         best_i, best_audio = -1, None
-        for part_losses, part_errors, part_best, part_audio in self.renderer.map(_render_score_chunk, payloads):
+        for part_losses, part_errors, part_best, part_audio, part_plain in self.renderer.map(_render_score_chunk,
+                                                                                            payloads):
             if part_best >= 0 and (best_i < 0 or part_losses[part_best] < losses[best_i]):
                 best_i, best_audio = len(losses) + part_best, part_audio
             losses.extend(part_losses)
+            plain.extend(part_plain)
             self.failures.extend(e for e in part_errors if e)
         self.renders += len(jobs)
+        self.last_losses = np.asarray(plain, dtype=np.float64)
         return np.asarray(losses, dtype=np.float64), best_i, best_audio
 
 

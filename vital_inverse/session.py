@@ -274,9 +274,10 @@ def refine_stream(state: MatchState, budget, seed: int = 0, renderer=None, *,
     run = state.refine_runs
     t0 = time.perf_counter()
     refine_kwargs.setdefault("incumbent", (state.best_loss, state.best_audio))
-    if state.candidates and getattr(state.candidates[state.best_index], "source", "") in CLIP_START_KINDS:
+    kind = getattr(state.candidates[state.best_index], "source", "") if state.candidates else ""
+    if kind in CLIP_START_KINDS:
         # a start made of the clip: search only what its table and envelope leave open (resynthesis.search_locks)
-        refine_kwargs["config"] = clip_refine_config(refine_kwargs.get("config"))
+        refine_kwargs["config"] = clip_refine_config(refine_kwargs.get("config"), kind)
     gen = rf.refine(state.analysis, [start], budget, seed=int(seed) + run, renderer=renderer, stop=stop,
                     **refine_kwargs)
     history = list(state.history)
