@@ -152,6 +152,8 @@ def run(args) -> None:
                         row.setdefault("gate_mss_start", u.event.best_mss)  # the start's MSS as the gate saw it
                         row["gate_mss_end"], row["refine_reason"] = u.event.best_mss, u.event.reason
                     row["refine"] = judge(state, folder, "ref", r1)
+                    # did refinement change the preset at all (else the MSS change is the judge's own noise)
+                    row["changed"] = state.best_preset.values != state.predicted.values
                     row["refine_seconds"] = time.perf_counter() - t
                     row["renders"] = state.refine_renders
                 with args.out.open("a") as f:
@@ -248,6 +250,14 @@ def report(args) -> None:
             print(f"challengers that beat the incumbent on fresh renders by the loss: {sum(r['challengers'] for r in have)} "
                   f"on {len(have)} targets, turned down by MSS: {sum(r['mss_rejections'] for r in have)}; targets where "
                   f"none did: {sum(r['challengers'] == 0 for r in have)}")
+        have = [r for r in ref if "changed" in r]
+        if have:
+            kept = [r for r in have if not r["changed"]]
+            print(f"refinement kept the start itself on {len(kept)}/{len(have)} targets (MSS change there: the "
+                  f"judge's render-to-render noise, " + ", ".join(
+                      f"{r['preset']}@{r['note']} {r['refine']['mss'] - r['predict']['mss']:+.2f}" for r in kept)
+                  + f"); it changed the preset on {len(have) - len(kept)} and lowered MSS on "
+                  f"{sum(r['changed'] and r['refine']['mss'] < r['predict']['mss'] for r in have)} of those")
         changes = [r["refine"]["mss"] - r["predict"]["mss"] for r in ref]
         print(f"MSS change: median {statistics.median(changes):+.3f} dB; lowered by more than 0.1 dB on "
               f"{sum(c < -0.1 for c in changes)}/{len(ref)}, by more than 0.5 dB on {sum(c < -0.5 for c in changes)}")
