@@ -193,7 +193,8 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     predictor, r1, space = PresetPredictor.load(), Renderer(), default_space()
     with ParallelRenderer(2) as pr:
-        {"landscape": landscape, "dims": dims, "variants": variants, "repeat": repeat}[args.cmd](args, predictor, pr, r1, space)
+        run = {"landscape": landscape, "dims": dims, "variants": variants, "repeat": repeat}[args.cmd]
+        run(args, predictor, pr, r1, space)
 
 
 if __name__ == "__main__":

@@ -538,7 +538,8 @@ def _loop(target, starts, renders_limit, seconds_limit, seed, renderer, popsize,
         if best_i < 0 or losses[best_i] >= FAILED_LOSS:
             detail = f": {ev.failures[0]}" if ev.failures else ""
             raise RefineError(f"none of the {len(starts)} start preset(s) could be rendered{detail}")
-        ranked = [best_i] + [int(i) for i in np.argsort(losses, kind="stable") if losses[i] < FAILED_LOSS and i != best_i]
+        ranked = [best_i] + [int(i) for i in np.argsort(losses, kind="stable")
+                             if losses[i] < FAILED_LOSS and i != best_i]
     for rank, i in enumerate(ranked[: max(1, int(config.race))]):
         start, s_loss, s_audio = starts[i], float(losses[i]), best_audio if i == best_i else None
         s_mss = math.inf
