@@ -55,6 +55,9 @@ VARIANTS = {
     "lockT_w02_r2": dict(locked=SWEEP_TIMING, mss_weight=0.2, restarts=2),
     "lockT_w05_r2": dict(locked=SWEEP_TIMING, mss_weight=0.5, restarts=2),
     "lockTP_w02_r2": dict(locked=SWEEP_TIMING | TABLE_PITCH, mss_weight=0.2, restarts=2),
+    # this session's product for a clip start, and the same spending the whole budget on gentler restarts
+    "final": dict(locked=SWEEP_TIMING | TABLE_PITCH, mss_weight=0.2, restarts=2, confirm=True),
+    "final_more": dict(locked=SWEEP_TIMING | TABLE_PITCH, mss_weight=0.2, restarts=12, shrink=0.6, confirm=True),
 }
 
 
@@ -153,7 +156,8 @@ def variants(args, predictor, pr, r1, space) -> None:
             config = rf.RefineConfig(
                 locked=(search_locks() if clip else frozenset()) | frozenset(spec.get("locked", ())),
                 plateau=spec.get("plateau", 8 if clip else 0), restarts=spec.get("restarts", 0),
-                mss_weight=spec.get("mss_weight", 0.0), confirm=spec.get("confirm", False))
+                mss_weight=spec.get("mss_weight", 0.0), confirm=spec.get("confirm", False),
+                restart_shrink=spec.get("shrink", 0.3))
             t0, last = time.perf_counter(), None
             for ev in rf.refine(a, [d["start"]], 600, seed=0, renderer=pr, sigma0=spec.get("sigma0"), config=config,
                                 incumbent=(d["loss"], d["audio"])):
