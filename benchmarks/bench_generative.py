@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import statistics
 import sys
 import time
@@ -73,6 +74,8 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--refine-presets", type=int, default=0,
                    help="human presets at MIDI 60 refined from the best candidate, with and without categorical moves")
     p.add_argument("--refine-budget", type=int, default=600)
+    p.add_argument("--dump", action="store_true",
+                   help="also write every candidate's selection loss and MSS per group to OUT/SET-candidates.jsonl")
     p.add_argument("--out", type=Path, default=Path("runs/bench_generative"))
     return p
 
@@ -151,6 +154,10 @@ def run_set(eset, predictor, pool, args, title: str) -> list[dict]:
         while scoring and (block or scoring[0][0].done()):
             fut, t, presets, sample_s = scoring.popleft()
             res = fut.result()
+            if args.dump:
+                with open(args.out / f"{eset.kind}-candidates.jsonl", "a") as f:
+                    f.write(json.dumps({"item": t.item.id, "note": t.note, "groups": {
+                        m: {"loss": s.losses, "mss": s.mss_each} for m, s in res.items() if not s.error}}) + "\n")
             for m, s in res.items():
                 row = {"set": eset.kind, "item": t.item.id, "note": t.note, "method": m, "error": s.error,
                        "chosen": s.chosen, "renders": len(presets), "sample_s": sample_s if m.startswith("gen") else ""}
@@ -176,7 +183,7 @@ def run_set(eset, predictor, pool, args, title: str) -> list[dict]:
                 if args.retune:
                     presets = retune(presets, a, _renders(pool, a))
                 scoring.append((pool.submit(ev.score_groups, a.audio, a.note, a.note_seconds, a.render_seconds,
-                                            presets, groups), t, presets, sample_s))
+                                            presets, groups, args.dump), t, presets, sample_s))
             feed()
         collect(block=not preparing)
     return rows

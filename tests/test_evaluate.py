@@ -182,3 +182,24 @@ def test_both_command_lines_refuse_bad_arguments_in_one_line(tmp_path):
             lines = r.stderr.strip().splitlines()
             assert len(lines) == 1 and lines[0].startswith("error:") and said in lines[0], (entry, r.stderr)
             assert not (tmp_path / "o").exists()
+
+
+def test_score_groups_picks_each_groups_closest_and_can_report_every_candidates_mss(space):
+    """A clip of one preset: the group holding that preset keeps it, a group without it keeps its own best,
+    and with ``mss_each`` every candidate's MSS is reported, the clip's own preset lowest."""
+    from vital_inverse.preset import Preset
+    from vital_inverse.synth import thread_renderer
+
+    same = Preset.init(space)
+    fifth = Preset(values={**same.values, "osc_1_transpose": 7.0}, space_hash=space.hash)
+    octave = Preset(values={**same.values, "osc_1_transpose": 12.0}, space_hash=space.hash)
+    clip = thread_renderer().render(same, 60, 0.8, 0.3, 0.5)
+    out = ev.score_groups(clip, 60, 0.3, 0.5, [fifth, octave, same], {"all": [0, 1, 2], "off": [0, 1]},
+                          mss_each=True)
+    assert out["all"].chosen == 2
+    assert out["off"].chosen in (0, 1)
+    mss = out["all"].mss_each
+    assert len(mss) == 3 and mss[2] == min(mss) and mss[2] < 0.5 * min(mss[:2])
+    assert out["all"].metrics["mss"] == pytest.approx(mss[2], rel=1e-6)
+    assert out["off"].mss_each == mss[:2]
+    assert ev.score_groups(clip, 60, 0.3, 0.5, [same], {"one": [0]})["one"].mss_each == []

@@ -83,6 +83,7 @@ class Scored:
     error: str = ""
     audio: np.ndarray | None = field(default=None, repr=False)  # the chosen render, matched (if keep_audio)
     note: str = ""  # e.g. the chosen render was silent
+    mss_each: list[float] = field(default_factory=list)  # MSS per preset of the group (when asked)
 
 
 def score_presets(target_audio: np.ndarray, note: int, note_seconds: float, render_seconds: float,
@@ -119,15 +120,19 @@ def _first_metrics(out: Scored, matched: Sequence, target_audio: np.ndarray) -> 
 
 
 def score_groups(target_audio: np.ndarray, note: int, note_seconds: float, render_seconds: float,
-                 presets: Sequence, groups: dict[str, Sequence[int]]) -> dict[str, Scored]:
+                 presets: Sequence, groups: dict[str, Sequence[int]], mss_each: bool = False) -> dict[str, Scored]:
     """Render every preset once and, per named group of preset indices, keep the lowest-MRSTFT one and score it:
     what ``score_presets`` gives for each group's presets, at one render per preset (benchmarks comparing
-    candidate sources: heads, retrieval, K generative samples, all together)."""
+    candidate sources: heads, retrieval, K generative samples, all together). ``mss_each``: also the MSS of
+    every preset (inf where its render failed), for studying selection rules offline."""
     with OneThread():
         t0 = time.perf_counter()
         matched, peaks, _ = _render_matched(target_audio, note, note_seconds, render_seconds, presets)
         losses = _selection_losses(matched, target_audio)
         seconds = time.perf_counter() - t0
+        from ..metrics import mss
+
+        each = [mss(m, target_audio) if m is not None else math.inf for m in matched] if mss_each else []
         scored: dict[int, dict[str, float]] = {}
         out: dict[str, Scored] = {}
         for name, idx in groups.items():
@@ -139,7 +144,7 @@ def score_groups(target_audio: np.ndarray, note: int, note_seconds: float, rende
             if best not in scored:
                 scored[best] = score_metrics(matched[best], target_audio)
             out[name] = Scored(metrics=scored[best], chosen=best, losses=[losses[i] for i in idx], seconds=seconds,
-                               note=silence_note(peaks[best]))
+                               note=silence_note(peaks[best]), mss_each=[each[i] for i in idx] if each else [])
         return out
 
 
