@@ -45,7 +45,7 @@ DRUM_GLIDE_SEMITONES = 1.5
 GLIDE_MAX_DIP = 0.35
 #: A note whose key is released sooner than this after the onset (a hit, a sound that decays at once) has no
 #: held part: its pitch is taken over its loud part (within 25 dB of the peak) rather than up to the release,
-#: as a listener hears the whole hit (a hit's pitch can drift by 20 cents as it decays).
+#: as a listener hears the whole hit (a hit's pitch can drift as it decays: BENCHMARKS.md section 7, session 5).
 HIT_SECONDS = 0.15
 #: `confidence` at or above this -> pitched.
 PITCHED_CONFIDENCE = 0.5
