@@ -734,6 +734,17 @@ def _weakly_pitched(analysis: Analysis, sieve: bool = True) -> Analysis | None:
     return replace(analysis, f0_hz=float(f0))
 
 
+def _at_common_period(analysis: Analysis) -> Analysis:
+    """A pitched clip holding more than one note (a chord, a fifth layer) as an Analysis whose f0 is the
+    period its notes share (intake's detector on the whole clip, else the harmonic sieve), so that the
+    table taken at it holds every note; a table at the lowest note drops the others. Unchanged when no
+    period below the lowest note is found."""
+    weak = _weakly_pitched(analysis)
+    if weak is None or not analysis.f0_hz or weak.f0_hz >= float(analysis.f0_hz) / 1.4:
+        return analysis
+    return weak
+
+
 _SIEVE_PEAKS = 3  # strongest spectral peaks whose subharmonics are tried as the common f0
 _SIEVE_DIVISORS = 6  # a peak may be harmonic 1..6 of the common f0
 _SIEVE_MIN_HZ = 30.0
@@ -816,6 +827,8 @@ def starts(analysis: Analysis, others: list[Preset] | tuple = (), config: Resynt
         if weak is None:
             return out
         analysis = weak
+    elif analysis.more_than_one_note:
+        analysis = _at_common_period(analysis)
     try:
         env = fit_envelope(analysis, space)
         table = clip_wavetable(analysis, env, config)

@@ -21,7 +21,7 @@ octave), so:
 - ``pitch_locked`` names the parameters refinement must not move for a
   pitched clip: every transpose and tune, and routes into a tune.
 
-Unpitched clips are left alone. Measurements: ``benchmarks/bench_pitch.py``.
+Unpitched clips are left alone. Measurements: ``benchmarks/bench_match.py`` (BENCHMARKS.md section 7).
 """
 
 from __future__ import annotations

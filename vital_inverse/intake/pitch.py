@@ -43,6 +43,10 @@ DRUM_GLIDE_SEMITONES = 1.5
 #: ... measured only when the onset has a clear period (YIN d' at most this; a gliding
 #: kick's onset has ~0.16).
 GLIDE_MAX_DIP = 0.35
+#: A note whose key is released sooner than this after the onset (a hit, a sound that decays at once) has no
+#: held part: its pitch is taken over its loud part (within 25 dB of the peak) rather than up to the release,
+#: as a listener hears the whole hit (a hit's pitch can drift as it decays: BENCHMARKS.md section 7, session 5).
+HIT_SECONDS = 0.15
 #: `confidence` at or above this -> pitched.
 PITCHED_CONFIDENCE = 0.5
 #: YIN "first" period: the shortest lag whose d' dip is within this of the deepest dip.
@@ -464,10 +468,12 @@ def note_pitch(note: np.ndarray, e: np.ndarray, note_seconds: float, hop: int) -
     lowest note; a drum hit that only looks pitched gives None."""
     hop_s = hop / SAMPLE_RATE
     # Pitch on the steady part: after the first 30 ms, while the level is within 25 dB
-    # of the peak, before the release, at most 1.5 s.
+    # of the peak, before the release (a hit: no release, HIT_SECONDS), at most 1.5 s.
     p0 = min(int(0.03 * SAMPLE_RATE), note.shape[1] // 4)
     loud = np.nonzero(e >= e.max() - 25.0)[0]
-    p1 = min(note.shape[1], (int(loud[-1]) + 1) * hop, int(max(note_seconds, 0.1) * SAMPLE_RATE) + 2048)
+    p1 = min(note.shape[1], (int(loud[-1]) + 1) * hop)
+    if note_seconds >= HIT_SECONDS:
+        p1 = min(p1, int(note_seconds * SAMPLE_RATE) + 2048)
     p1 = min(p1, p0 + int(1.5 * SAMPLE_RATE))
     if p1 - p0 < 4096:
         p0, p1 = 0, min(note.shape[1], max(p1, 4096))

@@ -80,7 +80,7 @@ def embeddings(predictor, data: ds.LoadedData, cache_dir: Path | None, device: t
     return out
 
 
-class _Pairs:
+class FlowPairs:
     """(preset, note) training pairs on the device: targets (P, V), embeddings (P, N, D), notes (N,)."""
 
     def __init__(self, codec: FlowCodec, data: ds.LoadedData, emb: np.ndarray, device: torch.device) -> None:
@@ -124,7 +124,7 @@ def train_flow(cfg: FlowTrainConfig, progress: bool = True) -> dict:
                       one_hot_ordinals=cfg.one_hot_ordinals,
                       space_hash=space.hash, encoder_fingerprint=encoder_fingerprint(predictor.model))
     net = VelocityNet(fcfg).to(device)
-    train_p, val_p = _Pairs(codec, train_data, train_emb, device), _Pairs(codec, val_data, val_emb, device)
+    train_p, val_p = FlowPairs(codec, train_data, train_emb, device), FlowPairs(codec, val_data, val_emb, device)
     emb_std = train_p.emb.reshape(-1, train_p.emb.shape[-1]).std(0)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(train_p) / cfg.batch_size)
@@ -172,7 +172,7 @@ def train_flow(cfg: FlowTrainConfig, progress: bool = True) -> dict:
 
 
 @torch.no_grad()
-def validation_loss(net: VelocityNet, pairs: _Pairs, seed: int, batch: int = 1024, repeats: int = 2) -> float:
+def validation_loss(net: VelocityNet, pairs: FlowPairs, seed: int, batch: int = 1024, repeats: int = 2) -> float:
     """Flow loss over the validation pairs with fixed noise and times (comparable across epochs)."""
     net.eval()
     gen = torch.Generator(device=pairs.x1.device)
