@@ -11,6 +11,9 @@ render the same way, so it lives here once:
   in NumPy/SciPy (equal to ``metrics.mrstft`` to ~1e-5) so render workers
   need not import torch, plus an optional log-mel term. A render below
   -60 dBFS RMS is inaudible and scores ``FAILED_LOSS``, as does a failed render.
+* ``mss_against``: ``metrics.mss`` (the judge's multi-scale log-mel distance)
+  in NumPy/SciPy against a target's cached ``mss_reference``, so the
+  workers can score it too (refinement's ``mss_weight`` and its MSS gate).
 * ``Evaluator`` / ``score_presets``: render a batch of presets at the
   target's note, velocity 0.8 and lengths and score it, inside a
   ParallelRenderer's worker processes (one chunk per worker; only the
@@ -41,6 +44,9 @@ __all__ = [
     "loss",
     "match_to_target",
     "min_samples",
+    "MSS_FRAMES",
+    "mss_against",
+    "mss_reference",
     "render_each",
     "score_presets",
 ]
