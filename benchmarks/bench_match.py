@@ -254,9 +254,9 @@ def report(args) -> None:
         if have:
             kept = [r for r in have if not r["changed"]]
             print(f"refinement kept the start itself on {len(kept)}/{len(have)} targets (MSS change there: the "
-                  f"judge's render-to-render noise, " + ", ".join(
+                  f"judge's render-to-render noise: " + (", ".join(
                       f"{r['preset']}@{r['note']} {r['refine']['mss'] - r['predict']['mss']:+.2f}" for r in kept)
-                  + f"); it changed the preset on {len(have) - len(kept)} and lowered MSS on "
+                      or "none") + f"); it changed the preset on {len(have) - len(kept)} and lowered MSS on "
                   f"{sum(r['changed'] and r['refine']['mss'] < r['predict']['mss'] for r in have)} of those")
         changes = [r["refine"]["mss"] - r["predict"]["mss"] for r in ref]
         print(f"MSS change: median {statistics.median(changes):+.3f} dB; lowered by more than 0.1 dB on "
