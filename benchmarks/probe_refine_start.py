@@ -20,7 +20,6 @@ bench_match judges (3 fresh renders of the best and of the start with one Render
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import pickle
 import sys
@@ -101,14 +100,19 @@ def _score(ev, s, X):
     return L, np.array([mss(r, ev.audio) if r is not None else np.nan for r in R])
 
 
-def landscape(args, predictor, pr, r1, space) -> None:
-    rng = np.random.default_rng(0)
+def _each_start(args, predictor, pr, r1, space):
+    """Per target of ``--targets``: (evaluator, search, start row, start loss, start MSS, start vector)."""
     for t in args.targets.split(","):
         name, note = t.split("@")
         d = get_start(name, int(note), predictor, pr, r1)
         ev, s = Evaluator(pr, d["analysis"], 0.0), _search(d, space)
         row, l0, m0 = _start_row(t, d, ev, s)
-        x0 = s.x_all[s.dims]
+        yield ev, s, row, l0, m0, s.x_all[s.dims]
+
+
+def landscape(args, predictor, pr, r1, space) -> None:
+    rng = np.random.default_rng(0)
+    for ev, s, row, l0, m0, x0 in _each_start(args, predictor, pr, r1, space):
         for sig in (0.05, 0.015):
             L, M = _score(ev, s, np.clip(x0 + sig * rng.standard_normal((12, len(x0))), 0, 1))
             dl, dm = L - l0, M - m0
@@ -119,12 +123,7 @@ def landscape(args, predictor, pr, r1, space) -> None:
 
 
 def dims(args, predictor, pr, r1, space) -> None:
-    for t in args.targets.split(","):
-        name, note = t.split("@")
-        d = get_start(name, int(note), predictor, pr, r1)
-        ev, s = Evaluator(pr, d["analysis"], 0.0), _search(d, space)
-        row, l0, m0 = _start_row(t, d, ev, s)
-        x0 = s.x_all[s.dims]
+    for ev, s, row, l0, m0, x0 in _each_start(args, predictor, pr, r1, space):
         for delta in (0.01, 0.002):
             X = []
             for j in range(len(x0)):
