@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 HUMAN = ROOT.parent / "shared" / "data" / "human-presets"
 
-from vital_inverse import session
+from vital_inverse import session, tuning
 from vital_inverse.metrics import mss
 from vital_inverse.preset import load_vital
 from vital_inverse.refine import RefineConfig
@@ -58,17 +58,8 @@ FMAX = [2000.0]
 
 
 def yin_f0(audio: np.ndarray) -> float | None:
-    """Median f0 (Hz) of the frames within 20 dB of the loudest, by librosa.yin; None if too quiet."""
-    import librosa
-
-    x = np.asarray(audio, dtype=np.float64)
-    x = x.mean(axis=0) if x.ndim == 2 else x
-    if len(x) < 4096 or not np.any(x):
-        return None
-    f0 = librosa.yin(x, fmin=30.0, fmax=FMAX[0], sr=SAMPLE_RATE, frame_length=4096, hop_length=512)
-    rms = librosa.feature.rms(y=x, frame_length=4096, hop_length=512)[0][: len(f0)]
-    loud = rms >= rms.max() * 10 ** (-20 / 20)
-    return float(np.median(f0[loud])) if np.any(loud) else None
+    """Median f0 (Hz) of the frames within 20 dB of the loudest, by librosa.yin (``tuning.yin_f0`` up to ``FMAX``)."""
+    return tuning.yin_f0(audio, FMAX[0])
 
 
 def pyin_f0(audio: np.ndarray) -> float | None:

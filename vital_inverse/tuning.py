@@ -36,7 +36,7 @@ from .params import ParamSpace, default_space
 from .preset import Preset
 from .synth import SAMPLE_RATE
 
-__all__ = ["N_OSC", "cents_off", "partial_offset", "pitch_locked", "retune", "shift_cents", "sounding_f0"]
+__all__ = ["N_OSC", "cents_off", "partial_offset", "pitch_locked", "retune", "shift_cents", "sounding_f0", "yin_f0"]
 
 N_OSC = 3
 #: Offsets below this (cents) are left alone: one render's f0 moves by up to ~7 cents for
@@ -93,7 +93,11 @@ def partial_offset(audio: np.ndarray, clip: np.ndarray, around: float = 0.0,
     log-frequency spectra. Returns ``around`` when the best lag is not clearly better (flat
     correlation: noise, inharmonic sounds), lies on the edge of the span (the alignment is
     further away: e.g. sidebands, where the detector picked one) or either signal is silent."""
-    a, c = _log_spectrum(audio), _log_spectrum(clip)
+    return _aligned_offset(_log_spectrum(audio), _log_spectrum(clip), around, span)
+
+
+def _aligned_offset(a: np.ndarray, c: np.ndarray, around: float, span: float) -> float:
+    """``partial_offset`` on the two signals' ``_log_spectrum``s (so a clip's is computed once per retune)."""
     na, nc = float(np.linalg.norm(a)), float(np.linalg.norm(c))
     if na == 0.0 or nc == 0.0:
         return float(around)
@@ -111,6 +115,22 @@ def partial_offset(audio: np.ndarray, clip: np.ndarray, around: float = 0.0,
     if best in (0, len(lags) - 1) or scores[best] <= at_around + _MIN_GAIN * abs(at_around):
         return float(around)  # flat, or the best alignment lies beyond the span: the detector's answer stands
     return float(lags[best])
+
+
+def yin_f0(audio: np.ndarray, fmax: float = 2000.0) -> float | None:
+    """Median f0 (Hz) by ``librosa.yin`` (30 Hz-``fmax``, 4096-sample frames, hop 512) over the frames
+    within 20 dB of the loudest: a time-domain tracker independent of intake's detector. None when the
+    audio is shorter than a frame or silent."""
+    import librosa
+
+    x = np.asarray(audio, dtype=np.float64)
+    x = x.mean(axis=0) if x.ndim == 2 else x
+    if len(x) < 4096 or not np.any(x):
+        return None
+    f0 = librosa.yin(x, fmin=30.0, fmax=fmax, sr=SAMPLE_RATE, frame_length=4096, hop_length=512)
+    rms = librosa.feature.rms(y=x, frame_length=4096, hop_length=512)[0][: len(f0)]
+    loud = rms >= rms.max() * 10 ** (-20 / 20)
+    return float(np.median(f0[loud])) if np.any(loud) else None
 
 
 def cents_off(f0: float | None, target: Analysis) -> float | None:
@@ -165,12 +185,12 @@ def retune(presets: Sequence[Preset], target: Analysis, render: Callable[[Sequen
     presets = list(presets)
     if not target.pitched or not target.f0_hz or not presets:
         return presets
-    doubtful = _detector_doubtful(target)
+    clip_spectrum = _log_spectrum(target.audio) if _detector_doubtful(target) else None
     out = []
     for p, audio in zip(presets, render(presets)):
         off = None if isinstance(audio, Exception) else cents_off(sounding_f0(audio), target)
-        if off is not None and doubtful:  # the detector's octave/semitone, the partials' cents
-            off = -partial_offset(audio, target.audio, around=-off)
+        if off is not None and clip_spectrum is not None:  # the detector's octave/semitone, the partials' cents
+            off = -_aligned_offset(_log_spectrum(audio), clip_spectrum, -off, FINE_SPAN_CENTS)
         out.append(p if off is None or abs(off) < TOLERANCE_CENTS else shift_cents(p, -off))
     return out
 
@@ -180,16 +200,8 @@ def _detector_doubtful(target: Analysis) -> bool:
     clip's f0 ``TOLERANCE_CENTS`` or more (modulo octaves) away from intake's: then the cents come from
     the partials (``partial_offset``). Where the two trackers agree the detector's cents stand: on sounds
     with noise or inharmonic partials the spectral alignment can be 20 cents off where both trackers are right."""
-    import librosa
-
-    x = np.asarray(target.audio, dtype=np.float64)
-    x = x.mean(axis=0) if x.ndim == 2 else x
-    if len(x) < 4096 or not target.f0_hz:
+    f0 = yin_f0(target.audio) if target.f0_hz else None
+    if f0 is None:
         return False
-    f0 = librosa.yin(x, fmin=30.0, fmax=2000.0, sr=SAMPLE_RATE, frame_length=4096, hop_length=512)
-    rms = librosa.feature.rms(y=x, frame_length=4096, hop_length=512)[0][: len(f0)]
-    loud = rms >= rms.max() * 0.1
-    if not np.any(loud):
-        return False
-    c = 1200.0 * math.log2(float(np.median(f0[loud])) / float(target.f0_hz))
+    c = 1200.0 * math.log2(f0 / float(target.f0_hz))
     return abs(c - 1200.0 * round(c / 1200.0)) >= TOLERANCE_CENTS
