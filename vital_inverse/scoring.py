@@ -387,15 +387,14 @@ class Evaluator:
         Renders run on the workers, the losses here, and each render's MSS too (``last_mss``: refinement's
         MSS gate judges a challenger on the same fresh renders by both measures).
         """
-        if self._scorer is None:
-            self._scorer = _Scorer(self.audio, self.logmel_weight)
+        scorer = self._main_scorer()
         losses: list[float] = []
         msses: list[float] = []
         kept: list[np.ndarray | None] = []
         best_i = -1
         for audio in self.render(presets):
             value, m, matched = ((FAILED_LOSS, FAILED_LOSS, None) if isinstance(audio, Exception)
-                                 else self._scorer.score_parts(audio, with_mss=True))
+                                 else scorer.score_parts(audio, with_mss=True))
             ok = math.isfinite(value) and value < FAILED_LOSS and math.isfinite(m)
             losses.append(value if ok else FAILED_LOSS)
             msses.append(m if ok else FAILED_LOSS)
@@ -407,9 +406,13 @@ class Evaluator:
 
     def mss(self, matched: np.ndarray) -> float:
         """``metrics.mss`` (dB) of a render already matched to the target, in this process."""
+        return self._main_scorer().mss_matched(matched)
+
+    def _main_scorer(self) -> _Scorer:
+        """The main process's scorer of this target (for ``rescore`` and ``mss``), made on first use."""
         if self._scorer is None:
             self._scorer = _Scorer(self.audio, self.logmel_weight)
-        return self._scorer.mss_matched(matched)
+        return self._scorer
 
     def evaluate(self, presets: Sequence[Preset]) -> tuple[np.ndarray, int, np.ndarray | None]:
         """Losses (in order; the objective, see ``mss_weight``), index of the best and its matched render."""
